@@ -1,0 +1,30 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test schema install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start the whole product on its embedded defaults (Ctrl-C stops it all).
+run: $(STAMP)
+	$(PY) -m app dev
+
+## Install what the tests need and run them all.
+test: $(STAMP)
+	$(PY) -m pytest
+
+## Export the GraphQL schema the code defines to schema.graphql.
+schema: $(STAMP)
+	$(PY) -m app schema > schema.graphql
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache

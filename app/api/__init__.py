@@ -1,0 +1,1 @@
+"""The GraphQL layer: turns requests into service calls and results into types. No rules here."""

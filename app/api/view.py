@@ -1,0 +1,62 @@
+"""The GraphQL endpoint: Strawberry's aiohttp view with our context, auth and GraphiQL page."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from strawberry.aiohttp.views import GraphQLView
+
+from app.api.context import Context
+from app.appkeys import DB, JWT_SECRET, SETTINGS
+from app.auth import ANONYMOUS, viewer_from_authorization
+from app.config import Settings
+
+GRAPHIQL_STATIC_ROUTE = "/graphiql/static"
+DEFAULT_QUERY = """# Welcome to the ticketing API. Try:
+query UpcomingEvents {
+  events(first: 5) {
+    edges { node { id title startsAt startsAtLocal status venue { name city } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
+
+def graphiql_static_dir() -> Path:
+    """GraphiQL, React and graphql-ws builds, as installed from PyPI's graphene-django-graphiql-static."""
+    package = resources.files("graphene_django_graphiql_static")
+    return Path(str(package / "static" / "graphene_django_graphiql_static"))
+
+
+def render_graphiql(default_headers: dict[str, str] | None = None) -> str:
+    template = resources.files("app").joinpath("graphiql.html").read_text()
+    return template.format(
+        static=GRAPHIQL_STATIC_ROUTE,
+        default_headers=json.dumps(json.dumps(default_headers or {}, indent=2)),
+        default_query=json.dumps(DEFAULT_QUERY),
+    )
+
+
+class TicketingGraphQLView(GraphQLView):
+    """Builds each request's `Context` and serves our offline GraphiQL page."""
+
+    def __init__(self, *args: Any, graphiql_headers: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._graphiql_html = render_graphiql(graphiql_headers)
+
+    async def render_graphql_ide(self, request: web.Request) -> web.Response:
+        return web.Response(text=self._graphiql_html, content_type="text/html")
+
+    async def get_context(self, request: web.Request, response: web.StreamResponse) -> Context:
+        settings: Settings = request.app[SETTINGS]
+        is_websocket = isinstance(response, web.WebSocketResponse)
+        viewer = (
+            ANONYMOUS
+            if is_websocket  # authenticated in on_ws_connect, from connection_init
+            else viewer_from_authorization(request.app[JWT_SECRET], request.headers.get("Authorization"))
+        )
+        return Context(db=request.app[DB], settings=settings, viewer=viewer, request=request, response=response)

@@ -1,0 +1,15 @@
+"""Typed keys of what the aiohttp application holds for its handlers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from app.config import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+JWT_SECRET = web.AppKey("jwt_secret", str)
+DB = web.AppKey("db", AsyncDatabase)
+MONGO_CLIENT = web.AppKey("mongo_client", AsyncMongoClient)
+DB_LISTENERS = web.AppKey("db_listeners", list)

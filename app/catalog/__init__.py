@@ -1,0 +1,1 @@
+"""The catalog: venues, events and their ticket types, and event search."""

@@ -1,0 +1,124 @@
+"""Catalog documents: venues, events (with their venue snapshot) and ticket types."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.documents import Document
+
+
+class EventStatus(Enum):
+    UPCOMING = "UPCOMING"
+    ON_SALE = "ON_SALE"
+    SOLD_OUT = "SOLD_OUT"
+    CANCELLED = "CANCELLED"
+
+
+class TicketType(Enum):
+    GENERAL = "GENERAL"
+    VIP = "VIP"
+    EARLY_BIRD = "EARLY_BIRD"
+
+
+DEFAULT_TICKET_NAMES = {
+    TicketType.GENERAL: "General admission",
+    TicketType.VIP: "VIP",
+    TicketType.EARLY_BIRD: "Early bird",
+}
+
+
+class Venue(Document):
+    name: str
+    address: str | None = None
+    city: str
+    country: str
+    timezone: str
+    latitude: float | None = None
+    longitude: float | None = None
+    capacity: int | None = None
+    organizer_id: str = Field(alias="organizerId")
+    created_at_utc: int = Field(alias="createdAtUtc")
+    updated_at_utc: int = Field(alias="updatedAtUtc")
+
+
+class VenueSnapshot(BaseModel):
+    """The venue as it was when the event was created; never follows venue edits."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
+
+    venue_id: str = Field(alias="venueId")
+    name: str
+    address: str | None = None
+    city: str
+    country: str
+    timezone: str
+
+
+class Event(Document):
+    object_id_fields = frozenset({"venue.venueId"})
+
+    title: str
+    description: str | None = None
+    artist_id: str = Field(alias="artistId")
+    artist_name: str = Field(alias="artistName")
+    venue: VenueSnapshot
+    start_at_utc: int = Field(alias="startAtUtc")
+    end_at_utc: int | None = Field(None, alias="endAtUtc")
+    status: EventStatus
+    next_queue_seq: int = Field(0, alias="nextQueueSeq")
+    active_checkouts: int = Field(0, alias="activeCheckouts")
+    search_tokens: list[str] = Field(default_factory=list, alias="searchTokens")
+    dedupe_key: str = Field(alias="dedupeKey")
+    organizer_id: str = Field(alias="organizerId")
+    created_at_utc: int = Field(alias="createdAtUtc")
+
+
+class EventTicket(Document):
+    object_id_fields = frozenset({"eventId"})
+
+    event_id: str = Field(alias="eventId")
+    type: TicketType
+    name: str
+    price_cents: int = Field(alias="priceCents")
+    currency: str
+    quantity_total: int = Field(alias="quantityTotal")
+    quantity_sold: int = Field(0, alias="quantitySold")
+    max_per_purchase: int = Field(alias="maxPerPurchase")
+    sale_starts_at_utc: int = Field(alias="saleStartsAtUtc")
+    sale_ends_at_utc: int = Field(alias="saleEndsAtUtc")
+    created_at_utc: int = Field(alias="createdAtUtc")
+
+    @property
+    def quantity_remaining(self) -> int:
+        return max(0, self.quantity_total - self.quantity_sold)
+
+    def on_sale(self, now: int, event_status: EventStatus) -> bool:
+        """Inside the sale window, event not cancelled, and stock left."""
+        return (
+            event_status is not EventStatus.CANCELLED
+            and self.sale_starts_at_utc <= now < self.sale_ends_at_utc
+            and self.quantity_remaining > 0
+        )
+
+
+def derive_status(stored: EventStatus, tickets: list[EventTicket], now: int) -> EventStatus:
+    """An event's sale status from its ticket types at `now`.
+
+    CANCELLED sticks. ON_SALE while any type is on sale with stock; SOLD_OUT
+    when every type is sold out, or when every sale window has closed (nothing
+    can be bought any more); otherwise UPCOMING (no types yet, or the next
+    window has not opened).
+    """
+    if stored is EventStatus.CANCELLED:
+        return stored
+    if not tickets:
+        return EventStatus.UPCOMING
+    if any(t.on_sale(now, stored) for t in tickets):
+        return EventStatus.ON_SALE
+    if all(t.quantity_remaining == 0 for t in tickets):
+        return EventStatus.SOLD_OUT
+    if all(t.sale_ends_at_utc <= now for t in tickets if t.quantity_remaining > 0):
+        return EventStatus.SOLD_OUT
+    return EventStatus.UPCOMING

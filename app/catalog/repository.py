@@ -1,0 +1,114 @@
+"""The catalog's collections (venues, events, eventTickets): every query it runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from app.catalog.models import Event, EventStatus, EventTicket, Venue
+
+SEARCH_INDEX = "searchTokens_startAtUtc"
+
+
+async def insert_venue(db: AsyncDatabase, venue: Venue) -> None:
+    await db.venues.insert_one(venue.to_doc())
+
+
+async def get_venue(db: AsyncDatabase, venue_id: ObjectId) -> Venue | None:
+    doc = await db.venues.find_one({"_id": venue_id})
+    return Venue.from_doc(doc) if doc else None
+
+
+async def update_venue(db: AsyncDatabase, venue_id: ObjectId, changes: dict[str, Any]) -> Venue | None:
+    doc = await db.venues.find_one_and_update(
+        {"_id": venue_id}, {"$set": changes}, return_document=ReturnDocument.AFTER
+    )
+    return Venue.from_doc(doc) if doc else None
+
+
+async def list_venues(db: AsyncDatabase, city: str | None, limit: int) -> list[Venue]:
+    query = {"city": city} if city else {}
+    cursor = db.venues.find(query).sort([("name", ASCENDING), ("_id", ASCENDING)]).limit(limit)
+    return [Venue.from_doc(d) async for d in cursor]
+
+
+async def insert_event(db: AsyncDatabase, event: Event) -> None:
+    """Insert; raises DuplicateKeyError when the dedupe key is taken."""
+    await db.events.insert_one(event.to_doc())
+
+
+async def get_event(db: AsyncDatabase, event_id: ObjectId) -> Event | None:
+    doc = await db.events.find_one({"_id": event_id})
+    return Event.from_doc(doc) if doc else None
+
+
+async def set_event_status(db: AsyncDatabase, event_id: ObjectId, status: EventStatus) -> None:
+    # CANCELLED is final: a recomputation racing a cancellation must not undo it.
+    await db.events.update_one(
+        {"_id": event_id, "status": {"$ne": EventStatus.CANCELLED.value}},
+        {"$set": {"status": status.value}},
+    )
+
+
+async def page_events(
+    db: AsyncDatabase,
+    *,
+    filters: dict[str, Any],
+    after: tuple[int, ObjectId] | None,
+    limit: int,
+) -> list[Event]:
+    """Events matching `filters`, by (startAtUtc, _id), strictly after the `after` key."""
+    clauses: list[dict[str, Any]] = [filters] if filters else []
+    if after is not None:
+        start, last_id = after
+        clauses.append({"$or": [{"startAtUtc": {"$gt": start}}, {"startAtUtc": start, "_id": {"$gt": last_id}}]})
+    query = {"$and": clauses} if len(clauses) > 1 else (clauses[0] if clauses else {})
+    cursor = db.events.find(query).sort([("startAtUtc", ASCENDING), ("_id", ASCENDING)]).limit(limit)
+    return [Event.from_doc(d) async for d in cursor]
+
+
+def search_query(terms: list[str], filters: dict[str, Any]) -> dict[str, Any]:
+    """The find filter for events holding every term (the first term drives the index scan)."""
+    return {"$and": [{"searchTokens": t} for t in terms] + ([filters] if filters else [])}
+
+
+async def search_candidates(
+    db: AsyncDatabase, terms: list[str], filters: dict[str, Any], cap: int
+) -> list[Event]:
+    """At most `cap` events holding every term, earliest start first, via the token index."""
+    cursor = (
+        db.events.find(search_query(terms, filters), projection={"searchTokens": 0})
+        .hint(SEARCH_INDEX)
+        .sort([("startAtUtc", ASCENDING)])
+        .limit(cap)
+    )
+    return [Event.from_doc(d) async for d in cursor]
+
+
+async def explain_search(db: AsyncDatabase, terms: list[str], filters: dict[str, Any]) -> dict[str, Any]:
+    """The server's query plan for a search (for tests and operators)."""
+    return await db.command(
+        "explain",
+        {"find": "events", "filter": search_query(terms, filters), "hint": SEARCH_INDEX, "sort": {"startAtUtc": 1}},
+        verbosity="queryPlanner",
+    )
+
+
+async def ticket_types_by_event(db: AsyncDatabase, event_ids: list[ObjectId]) -> dict[str, list[EventTicket]]:
+    """Every ticket type of the given events, in one round trip, keyed by event id."""
+    grouped: dict[str, list[EventTicket]] = {str(e): [] for e in event_ids}
+    cursor = db.eventTickets.find({"eventId": {"$in": event_ids}}).sort([("saleStartsAtUtc", ASCENDING), ("_id", ASCENDING)])
+    async for doc in cursor:
+        ticket = EventTicket.from_doc(doc)
+        grouped.setdefault(ticket.event_id, []).append(ticket)
+    return grouped
+
+
+async def insert_ticket_types(db: AsyncDatabase, tickets: list[EventTicket]) -> None:
+    """Insert all or none (one transaction); DuplicateKeyError if a type exists."""
+    async with db.client.start_session() as session:
+        async with await session.start_transaction():
+            await db.eventTickets.insert_many([t.to_doc() for t in tickets], session=session)

@@ -1,0 +1,79 @@
+"""The portable search index: normalised word tokens on every event.
+
+Each event stores `searchTokens`: the lower-cased, accent-folded words of its
+title, artist, venue name and city, their Snowball stems, and every prefix of
+two letters or more (for type-ahead). A multikey index on the tokens makes a
+query an index scan on any MongoDB-compatible server. A query matches events
+that hold every query term; ranking happens here, on the few matches, from
+the event's own fields: whole words above prefixes, title above artist above
+venue above city, then earlier start first.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+import snowballstemmer
+
+_stemmer = snowballstemmer.stemmer("english")
+_WORD = re.compile(r"[0-9a-z]+")
+
+# Dropped from queries (never from the index) unless nothing else is left, so
+# "the weeknd at wembley" still finds "The Weeknd" at "Wembley Stadium".
+STOPWORDS = frozenset({"a", "an", "the", "at", "of", "in", "on", "and", "or", "with", "to", "for"})
+
+# Weight of a hit in each field; a whole-word hit always outranks any prefix hit.
+FIELD_WEIGHTS = {"title": 4, "artist": 3, "venue": 2, "city": 1}
+WHOLE_WORD_BONUS = 10
+
+
+def words(text: str | None) -> list[str]:
+    """The folded words of `text`: lower case, accents removed, split on anything else."""
+    if not text:
+        return []
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    folded = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return _WORD.findall(folded)
+
+
+def stem(word: str) -> str:
+    return _stemmer.stemWord(word)
+
+
+def index_tokens(*texts: str | None) -> list[str]:
+    """Every token a document is findable by: words, stems and 2+ letter prefixes."""
+    tokens: set[str] = set()
+    for text in texts:
+        for word in words(text):
+            tokens.add(word)
+            tokens.add(stem(word))
+            tokens.update(word[:k] for k in range(2, len(word)))
+    return sorted(tokens)
+
+
+def query_terms(query: str) -> list[str]:
+    """The terms a query requires, most selective (longest) first; may be empty."""
+    found = words(query)
+    kept = [w for w in found if w not in STOPWORDS] or found
+    return sorted({stem(w) for w in kept}, key=lambda t: (-len(t), t))
+
+
+def _field_score(term: str, field_words: Iterable[str], weight: int) -> int:
+    best = 0
+    for word in field_words:
+        if term == word or term == stem(word):
+            return WHOLE_WORD_BONUS + weight
+        if word.startswith(term):
+            best = weight
+    return best
+
+
+def relevance(terms: list[str], fields: dict[str, str | None]) -> int:
+    """How well a document's fields (title, artist, venue, city) match the terms."""
+    field_words = {name: words(fields.get(name)) for name in FIELD_WEIGHTS}
+    return sum(
+        max(_field_score(term, field_words[name], weight) for name, weight in FIELD_WEIGHTS.items())
+        for term in terms
+    )

@@ -1,0 +1,321 @@
+"""Catalog use cases: publish venues, events and ticket types; list and search events.
+
+Plain async functions with explicit arguments. They check their input
+completely before writing anything, and raise `DomainError` on refusal.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from app.auth import Viewer, require_role
+from app.catalog import repository as repo
+from app.catalog import search
+from app.catalog.inputs import (
+    EventDraft,
+    TicketTypeDraft,
+    VenueDraft,
+    check_event,
+    check_instant,
+    check_ticket_type,
+    check_venue,
+)
+from app.catalog.models import (
+    DEFAULT_TICKET_NAMES,
+    Event,
+    EventStatus,
+    EventTicket,
+    Venue,
+    VenueSnapshot,
+    derive_status,
+)
+from app.documents import parse_object_id
+from app.errors import Checker, ErrorCode, Problem, fail, not_found
+from app.timeutil import now_ms
+
+MAX_PAGE = 100
+MAX_SEARCH_LIMIT = 100
+MAX_SEARCH_LENGTH = 200
+# Matches ranked in memory per search; past this, the earliest-starting win.
+SEARCH_CANDIDATES = 1000
+
+
+# --- venues -----------------------------------------------------------------
+
+
+async def create_venue(db: AsyncDatabase, *, actor: Viewer, draft: VenueDraft) -> Venue:
+    """Create a venue owned by the calling organizer."""
+    organizer_id = require_role(actor, "organizer")
+    check = Checker()
+    values = check_venue(check, draft)
+    check.raise_if_any()
+    now = now_ms()
+    venue = Venue(
+        _id=str(ObjectId()), organizerId=organizer_id, createdAtUtc=now, updatedAtUtc=now, **values
+    )
+    await repo.insert_venue(db, venue)
+    return venue
+
+
+async def update_venue(db: AsyncDatabase, *, actor: Viewer, venue_id: str, draft: VenueDraft) -> Venue:
+    """Change the given fields of a venue; events keep the snapshot they took."""
+    require_role(actor, "organizer")
+    venue = await get_venue(db, venue_id=venue_id, field="id")
+    _require_owner(actor, venue.organizer_id, "venue")
+    check = Checker()
+    changes = check_venue(check, draft, partial=True)
+    check.raise_if_any()
+    merged_lat = changes.get("latitude", venue.latitude)
+    merged_lng = changes.get("longitude", venue.longitude)
+    if (merged_lat is None) != (merged_lng is None):
+        raise fail(ErrorCode.VALIDATION, "latitude and longitude go together", "input.latitude")
+    changes["updatedAtUtc"] = now_ms()
+    updated = await repo.update_venue(db, ObjectId(venue.id), changes)
+    if updated is None:
+        raise not_found("venue", "id")
+    return updated
+
+
+async def get_venue(db: AsyncDatabase, *, venue_id: str, field: str | None = None) -> Venue:
+    """The venue, or NOT_FOUND (also for a malformed id)."""
+    venue = await repo.get_venue(db, parse_object_id(venue_id, "venue", field))
+    if venue is None:
+        raise not_found("venue", field)
+    return venue
+
+
+async def find_venue(db: AsyncDatabase, *, venue_id: str) -> Venue | None:
+    """The venue, or None when unknown or malformed."""
+    if not ObjectId.is_valid(venue_id):
+        return None
+    return await repo.get_venue(db, ObjectId(venue_id))
+
+
+async def list_venues(db: AsyncDatabase, *, city: str | None, first: int) -> list[Venue]:
+    _check_page_size(first, "first")
+    return await repo.list_venues(db, city, first)
+
+
+# --- events -----------------------------------------------------------------
+
+
+def slug(text: str) -> str:
+    """A title's slug for the dedupe key: folded words joined by '-'."""
+    return "-".join(search.words(text))
+
+
+async def create_event(db: AsyncDatabase, *, actor: Viewer, draft: EventDraft) -> Event:
+    """Create an event at a venue, snapshotting the venue as it is now."""
+    organizer_id = require_role(actor, "organizer")
+    check = Checker()
+    values = check_event(check, draft, now_ms())
+    check.raise_if_any()
+    venue = await get_venue(db, venue_id=draft.venue_id, field="input.venueId")
+    snapshot = VenueSnapshot(
+        venueId=venue.id, name=venue.name, address=venue.address, city=venue.city, country=venue.country,
+        timezone=venue.timezone,
+    )
+    event = Event(
+        _id=str(ObjectId()),
+        title=values["title"],
+        description=values["description"],
+        artistId=values["artist_id"],
+        artistName=values["artist_name"],
+        venue=snapshot,
+        startAtUtc=values["start"],
+        endAtUtc=values["end"],
+        status=EventStatus.UPCOMING,
+        searchTokens=search.index_tokens(values["title"], values["artist_name"], venue.name, venue.city),
+        dedupeKey=f"{values['artist_id']}:{venue.id}:{values['start']}:{slug(values['title'])}",
+        organizerId=organizer_id,
+        createdAtUtc=now_ms(),
+    )
+    try:
+        await repo.insert_event(db, event)
+    except DuplicateKeyError:
+        raise fail(
+            ErrorCode.DUPLICATE_EVENT, "this artist already has an event with this title at this venue and time"
+        ) from None
+    return event
+
+
+async def get_event(db: AsyncDatabase, *, event_id: str, field: str | None = None) -> Event:
+    """The event, or NOT_FOUND (also for a malformed id)."""
+    event = await repo.get_event(db, parse_object_id(event_id, "event", field))
+    if event is None:
+        raise not_found("event", field)
+    return event
+
+
+async def find_event(db: AsyncDatabase, *, event_id: str) -> Event | None:
+    """The event, or None when unknown or malformed."""
+    if not ObjectId.is_valid(event_id):
+        return None
+    return await repo.get_event(db, ObjectId(event_id))
+
+
+async def create_ticket_types(
+    db: AsyncDatabase, *, actor: Viewer, event_id: str, drafts: list[TicketTypeDraft], max_per_purchase: int
+) -> list[EventTicket]:
+    """Add ticket types to the caller's event: all of them or none; one per kind."""
+    require_role(actor, "organizer")
+    event = await get_event(db, event_id=event_id, field="input.eventId")
+    _require_owner(actor, event.organizer_id, "event")
+    if event.status is EventStatus.CANCELLED:
+        raise fail(ErrorCode.EVENT_CANCELLED, "the event is cancelled")
+    check = Checker()
+    check.require(bool(drafts), "input.ticketTypes", "must list at least one ticket type")
+    now = now_ms()
+    existing = (await repo.ticket_types_by_event(db, [ObjectId(event.id)]))[event.id]
+    taken = {t.type for t in existing}
+    tickets: list[EventTicket] = []
+    for i, draft in enumerate(drafts):
+        at = f"input.ticketTypes.{i}"
+        values = check_ticket_type(
+            check, draft, at, event_start=event.start_at_utc, event_end=event.end_at_utc, now=now,
+            max_per_purchase=max_per_purchase,
+        )
+        if draft.type in taken:
+            check.add(_duplicate_type(draft.type, f"{at}.type"))
+        taken.add(draft.type)
+        if check.problems:
+            continue
+        tickets.append(
+            EventTicket(
+                _id=str(ObjectId()), eventId=event.id, type=draft.type,
+                name=values["name"] or DEFAULT_TICKET_NAMES[draft.type], priceCents=draft.price_cents,
+                currency=values["currency"], quantityTotal=draft.quantity_total, maxPerPurchase=draft.max_per_purchase,
+                saleStartsAtUtc=values["start"], saleEndsAtUtc=values["end"], createdAtUtc=now,
+            )
+        )
+    check.raise_if_any()
+    try:
+        await repo.insert_ticket_types(db, tickets)
+    except DuplicateKeyError:
+        # Another request added one of these kinds between our check and our write.
+        raise fail(ErrorCode.DUPLICATE_TICKET_TYPE, "the event already has one of these ticket types") from None
+    await refresh_event_status(db, event=event)
+    return tickets
+
+
+def _duplicate_type(kind: Any, field: str) -> Problem:
+    return Problem(ErrorCode.DUPLICATE_TICKET_TYPE, f"the event already has a {kind.value} ticket type", field)
+
+
+async def refresh_event_status(db: AsyncDatabase, *, event: Event) -> EventStatus:
+    """Recompute an event's stored sale status from its ticket types, and save it if changed."""
+    tickets = (await repo.ticket_types_by_event(db, [ObjectId(event.id)]))[event.id]
+    status = derive_status(event.status, tickets, now_ms())
+    if status is not event.status:
+        await repo.set_event_status(db, ObjectId(event.id), status)
+    return status
+
+
+async def ticket_types_for_events(db: AsyncDatabase, event_ids: list[str]) -> list[list[EventTicket]]:
+    """The ticket types of each event, in the order asked, in one round trip (DataLoader batch)."""
+    grouped = await repo.ticket_types_by_event(db, [ObjectId(e) for e in event_ids])
+    return [grouped.get(e, []) for e in event_ids]
+
+
+# --- listing and search -----------------------------------------------------
+
+
+@dataclass
+class EventFilterArgs:
+    status: EventStatus | None = None
+    city: str | None = None
+    artist_id: str | None = None
+    starts_after: datetime | None = None
+    starts_before: datetime | None = None
+
+
+@dataclass
+class EventPage:
+    events: list[Event]
+    has_next_page: bool
+
+
+def encode_cursor(event: Event) -> str:
+    """An opaque, stable cursor: the event's place in (startAtUtc, id) order."""
+    return base64.urlsafe_b64encode(f"{event.start_at_utc}:{event.id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, field: str = "after") -> tuple[int, ObjectId]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        start, _, oid = raw.partition(":")
+        return int(start), ObjectId(oid)
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
+        raise fail(ErrorCode.VALIDATION, "is not a cursor this API issued", field) from None
+
+
+def _event_filters(check: Checker, args: EventFilterArgs | None, prefix: str = "filter") -> dict[str, Any]:
+    if args is None:
+        return {}
+    query: dict[str, Any] = {}
+    if args.status is not None:
+        query["status"] = args.status.value
+    if args.city:
+        query["venue.city"] = args.city.strip()
+    if args.artist_id:
+        query["artistId"] = args.artist_id
+    after = check_instant(check, args.starts_after, f"{prefix}.startsAfter")
+    before = check_instant(check, args.starts_before, f"{prefix}.startsBefore")
+    if after is not None or before is not None:
+        # Half-open: startsAfter <= startsAt < startsBefore.
+        query["startAtUtc"] = {k: v for k, v in (("$gte", after), ("$lt", before)) if v is not None}
+    return query
+
+
+def _check_page_size(first: int, field: str, maximum: int = MAX_PAGE) -> None:
+    if not 0 <= first <= maximum:
+        raise fail(ErrorCode.VALIDATION, f"must be between 0 and {maximum}", field)
+
+
+async def list_events(db: AsyncDatabase, *, filters: EventFilterArgs | None, first: int, after: str | None) -> EventPage:
+    """Q1: a page of events by start time (then id), after an opaque cursor."""
+    _check_page_size(first, "first")
+    check = Checker()
+    query = _event_filters(check, filters)
+    check.raise_if_any()
+    key = decode_cursor(after) if after else None
+    if first == 0:
+        return EventPage([], has_next_page=bool(await repo.page_events(db, filters=query, after=key, limit=1)))
+    events = await repo.page_events(db, filters=query, after=key, limit=first + 1)
+    return EventPage(events[:first], has_next_page=len(events) > first)
+
+
+async def search_events(
+    db: AsyncDatabase, *, query: str, status: EventStatus | None, city: str | None, limit: int
+) -> list[Event]:
+    """Q5: events holding every query term, best match first, then earliest start."""
+    text = query.strip()
+    if not text or len(text) > MAX_SEARCH_LENGTH:
+        raise fail(ErrorCode.VALIDATION, f"must be 1 to {MAX_SEARCH_LENGTH} characters", "query")
+    if not 1 <= limit <= MAX_SEARCH_LIMIT:
+        raise fail(ErrorCode.VALIDATION, f"must be between 1 and {MAX_SEARCH_LIMIT}", "limit")
+    terms = search.query_terms(text)
+    if not terms:
+        raise fail(ErrorCode.VALIDATION, "must contain a letter or a digit", "query")
+    filters = _event_filters(Checker(), EventFilterArgs(status=status, city=city))
+    candidates = await repo.search_candidates(db, terms, filters, SEARCH_CANDIDATES)
+    scored = [
+        (search.relevance(terms, {"title": e.title, "artist": e.artist_name, "venue": e.venue.name, "city": e.venue.city}), e)
+        for e in candidates
+    ]
+    scored.sort(key=lambda pair: (-pair[0], pair[1].start_at_utc, pair[1].id))
+    return [e for _, e in scored[:limit]]
+
+
+def _require_owner(actor: Viewer, owner_id: str, what: str) -> None:
+    if actor.user_id != owner_id and "admin" not in actor.roles:
+        raise fail(ErrorCode.FORBIDDEN, f"only the organizer who created this {what} may change it")
+

@@ -1,0 +1,50 @@
+"""Settings, read from the environment under the names of DESIGN section 3.
+
+One `Settings` object is built at start-up and passed down explicitly; nothing
+reads the environment anywhere else, so tests can build their own.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_FILE = "dev-jwt-secret"
+
+
+class Settings(BaseSettings):
+    """Every knob of the product; each field is read from the env var of its name."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    queue_expiry_seconds: int = Field(1800, ge=1)
+    queue_cooldown_seconds: int = Field(3600, ge=0)
+    checkout_expiry_seconds: int = Field(600, ge=1)
+    checkout_limit: int = Field(5, ge=1)
+    max_tickets_per_purchase: int = Field(10, ge=1)
+    port: int = Field(8000, ge=0, le=65535)
+    host: str = "127.0.0.1"
+    # Unset means "start the embedded server" (only `make run` / `python -m app dev` does).
+    mongodb_uri: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path(".data")
+    # Comma-separated browser origins, e.g. "http://localhost:3000,https://app.example".
+    cors_origins: str = ""
+    jwt_secret: str | None = None
+
+    @cached_property
+    def allowed_origins(self) -> tuple[str, ...]:
+        """The CORS_ORIGINS list, split and trimmed."""
+        return tuple(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
+
+    def resolve_jwt_secret(self) -> str | None:
+        """JWT_SECRET, else the dev secret `make run` keeps in DATA_DIR, else None."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        dev_file = self.data_dir / DEV_SECRET_FILE
+        if dev_file.exists():
+            return dev_file.read_text().strip() or None
+        return None

@@ -1,0 +1,85 @@
+"""The database: one async client per event loop, and every index the product needs.
+
+Every collection of DESIGN section 2 and each of its indexes is declared in
+`INDEXES` below, so the whole data model can be read in one place, and is
+created idempotently at start-up by `ensure_indexes`. Only a domain's
+repository reads or writes its collections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.monitoring import CommandListener
+from pymongo.uri_parser import parse_uri
+
+DEFAULT_DATABASE = "ticketing"
+
+
+def _ix(*keys: str, **options: Any) -> IndexModel:
+    return IndexModel([(k, ASCENDING) for k in keys], **options)
+
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "venues": [_ix("city"), _ix("timezone")],
+    "events": [
+        _ix("status", "startAtUtc"),
+        _ix("venue.city", "startAtUtc"),
+        _ix("artistId", "startAtUtc"),
+        _ix("dedupeKey", unique=True),
+        # Search: a multikey scan on the tokens, in start order (see catalog/search.py).
+        _ix("searchTokens", "startAtUtc", name="searchTokens_startAtUtc"),
+        # Q1 with no filter: keyset pagination over (startAtUtc, _id).
+        _ix("startAtUtc", "_id"),
+    ],
+    "eventTickets": [_ix("eventId", "type", unique=True), _ix("eventId")],
+    "userTickets": [
+        _ix("ticketNumber", unique=True),
+        _ix("confirmationCode", unique=True),
+        _ix("userId", "purchasedAtUtc"),
+        _ix("eventId", "userId"),
+        _ix("userId", "status"),
+    ],
+    "eventQueue": [
+        _ix("eventId", "userId", unique=True),
+        _ix("eventId", "status", "seq"),
+        _ix("eventId", "expiresAtUtc"),
+        _ix("expiresAtUtc"),
+    ],
+    "checkoutSessions": [_ix("eventId"), _ix("eventId", "userId"), _ix("expiresAtUtc")],
+    "orders": [_ix("userId", "idempotencyKey", unique=True)],
+}
+
+
+def connect(uri: str, listeners: Sequence[CommandListener] = ()) -> AsyncMongoClient:
+    """A client for `uri`; create one per event loop and close it on shutdown."""
+    return AsyncMongoClient(
+        uri,
+        tz_aware=True,
+        serverSelectionTimeoutMS=5000,
+        event_listeners=list(listeners),
+    )
+
+
+def database_name(uri: str) -> str:
+    """The database named in the URI's path, else `ticketing`."""
+    return parse_uri(uri).get("database") or DEFAULT_DATABASE
+
+
+def get_database(client: AsyncMongoClient, uri: str) -> AsyncDatabase:
+    """The product's database on `client`."""
+    return client[database_name(uri)]
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    """Create every collection index of the data model; safe to run on every start."""
+    for collection, models in INDEXES.items():
+        await db[collection].create_indexes(models)
+
+
+async def ping(db: AsyncDatabase) -> None:
+    """Raise unless the database answers."""
+    await db.command("ping")

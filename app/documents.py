@@ -1,0 +1,61 @@
+"""Mapping between MongoDB documents and pydantic models, in one place.
+
+Models use snake_case attributes with the stored camelCase names as aliases.
+`Document.from_doc` reads a stored document (ObjectIds become strings);
+`to_doc` writes one back (the id fields listed in `object_id_fields` become
+ObjectIds again). Ids travel through the API as 24-hex strings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.errors import not_found
+
+
+def parse_object_id(value: str, what: str, field: str | None = None) -> ObjectId:
+    """`value` as an ObjectId; a malformed id is NOT_FOUND (no such thing can exist)."""
+    try:
+        return ObjectId(value)
+    except (InvalidId, TypeError):
+        raise not_found(what, field) from None
+
+
+class Document(BaseModel):
+    """A stored document; `id` is the `_id`."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
+    # Stored names (dotted for nested ones) of fields kept as ObjectId besides `_id`.
+    object_id_fields: ClassVar[frozenset[str]] = frozenset()
+
+    id: str = Field(alias="_id")
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Self:
+        return cls.model_validate(_stringify_ids(doc))
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = self.model_dump(by_alias=True, mode="json")
+        doc["_id"] = ObjectId(doc["_id"])
+        for path in self.object_id_fields:
+            *parents, leaf = path.split(".")
+            holder = doc
+            for key in parents:
+                holder = holder.get(key) or {}
+            if holder.get(leaf) is not None:
+                holder[leaf] = ObjectId(holder[leaf])
+        return doc
+
+
+def _stringify_ids(value: Any) -> Any:
+    if isinstance(value, ObjectId):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _stringify_ids(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stringify_ids(v) for v in value]
+    return value

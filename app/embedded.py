@@ -1,0 +1,103 @@
+"""Embedded servers for `make run` and the tests: real processes on free ports.
+
+SecantusDB (a MongoDB wire-protocol server, GPL-2.0) is run as a separate
+process and never imported. Started with explicit flags and its own empty
+config file, so a stray `secantusd.toml` cannot change how it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
+    """Block until `port` accepts connections; raise with the log's tail if `proc` dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{_tail(log)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"server did not open port {port} within {timeout}s:\n{_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@dataclass
+class ServerProcess:
+    """A child server process, its port and its log file."""
+
+    name: str
+    port: int
+    proc: subprocess.Popen
+    log: Path
+    extra: dict = field(default_factory=dict)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+        if self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class EmbeddedMongo(ServerProcess):
+    """A SecantusDB server; `uri()` names a database on it."""
+
+    def uri(self, database: str = "ticketing") -> str:
+        return f"mongodb://127.0.0.1:{self.port}/{database}?directConnection=true"
+
+
+def start_mongo(storage: Path, port: int | None = None, durable: bool = True) -> EmbeddedMongo:
+    """Start SecantusDB with its files under `storage`; journaled commits if `durable`."""
+    storage.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    config = storage / "secantusd.toml"
+    config.write_text("# flags on the command line decide everything\n")
+    log = storage / "secantus.log"
+    cmd = [
+        sys.executable, "-m", "secantus",
+        "--config", str(config),
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--storage-path", str(storage / "data"),
+        "--log-level", "WARNING",
+    ]
+    if durable:
+        cmd.append("--sync-on-commit")
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=storage, start_new_session=True, env={**os.environ},
+        )
+    server = EmbeddedMongo("secantusdb", port, proc, log)
+    wait_for_port(port, proc, log)
+    return server

@@ -1,0 +1,94 @@
+"""The aiohttp application: GraphQL, GraphiQL's assets, health and readiness, CORS."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+from aiohttp import web
+from pymongo.monitoring import CommandListener
+
+from app import db as database
+from app.api.schema import build_schema
+from app.appkeys import DB, DB_LISTENERS, JWT_SECRET, MONGO_CLIENT, SETTINGS
+from app.api.view import GRAPHIQL_STATIC_ROUTE, TicketingGraphQLView, graphiql_static_dir
+from app.config import Settings
+
+log = logging.getLogger("app.server")
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, Apollo-Require-Preflight",
+    "Access-Control-Max-Age": "600",
+}
+
+
+def create_app(
+    settings: Settings,
+    *,
+    db_listeners: Sequence[CommandListener] = (),
+    graphiql_headers: dict[str, str] | None = None,
+) -> web.Application:
+    """The whole HTTP/websocket API for `settings` (MONGODB_URI must be set)."""
+    if not settings.mongodb_uri:
+        raise RuntimeError("MONGODB_URI is not set: run `make run` for the embedded database, or set it")
+    app = web.Application(middlewares=[cors_middleware])
+    app[SETTINGS] = settings
+    app[JWT_SECRET] = settings.resolve_jwt_secret() or ""
+    app[DB_LISTENERS] = list(db_listeners)
+    app.cleanup_ctx.append(_database)
+    view = TicketingGraphQLView(
+        schema=build_schema(),
+        allowed_origins=settings.allowed_origins,
+        graphiql_headers=graphiql_headers,
+    )
+    app.router.add_route("*", "/graphql", view)
+    app.router.add_static(GRAPHIQL_STATIC_ROUTE, graphiql_static_dir())
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings: Settings = app[SETTINGS]
+    client = database.connect(settings.mongodb_uri, app[DB_LISTENERS])
+    app[MONGO_CLIENT] = client
+    app[DB] = database.get_database(client, settings.mongodb_uri)
+    await database.ensure_indexes(app[DB])
+    yield
+    await client.close()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process is up and serving."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the database answers (Redis joins this check with the workers issue)."""
+    checks: dict[str, str] = {}
+    try:
+        await database.ping(request.app[DB])
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        log.warning("readiness: database unreachable: %s", exc)
+        checks["database"] = "unreachable"
+    ready = all(v == "ok" for v in checks.values())
+    return web.json_response({"status": "ready" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+@web.middleware
+async def cors_middleware(request: web.Request, handler):
+    """Answers preflights and marks responses for the origins listed in CORS_ORIGINS."""
+    origin = request.headers.get("Origin")
+    allowed = origin is not None and origin.rstrip("/") in request.app[SETTINGS].allowed_origins
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        if not allowed:
+            return web.Response(status=403, text="origin not allowed")
+        response: web.StreamResponse = web.Response(status=204, headers=CORS_HEADERS)
+    else:
+        response = await handler(request)
+    if allowed and not response.prepared:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+    return response

@@ -1,0 +1,93 @@
+"""Test fixtures: a real SecantusDB server per test module, one database per test,
+and the aiohttp app served over real HTTP.
+
+The server is restarted for every module because its write rate falls as
+writes accumulate (DESIGN section 6); it starts in well under a second.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from pymongo import monitoring
+
+from app.auth import issue_token
+from app.config import Settings
+from app.embedded import EmbeddedMongo, start_mongo
+from app.server import create_app
+from tests.api_client import ApiClient
+
+JWT_SECRET = "test-secret-that-is-long-enough-for-hs256"
+
+
+@pytest.fixture(scope="module")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedMongo]:
+    server = start_mongo(tmp_path_factory.mktemp("secantus"), durable=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mongo_uri(mongo_server: EmbeddedMongo) -> str:
+    return mongo_server.uri(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def settings(mongo_uri: str) -> Settings:
+    return Settings(mongodb_uri=mongo_uri, jwt_secret=JWT_SECRET, _env_file=None)
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Counts the database commands the app sends (round trips), by command name."""
+
+    IGNORED = {"ping", "hello", "isMaster", "ismaster", "endSessions", "createIndexes", "buildInfo"}
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name not in self.IGNORED:
+            self.commands.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def reset(self) -> None:
+        self.commands.clear()
+
+
+@pytest.fixture
+def command_counter() -> CommandCounter:
+    return CommandCounter()
+
+
+@pytest.fixture
+async def api(aiohttp_client, settings: Settings, command_counter: CommandCounter) -> AsyncIterator[ApiClient]:
+    """The app over real HTTP, with helpers to send the documents in graphql/."""
+    app = create_app(settings, db_listeners=[command_counter])
+    client = await aiohttp_client(app)
+    yield ApiClient(client, app)
+
+
+def make_token(user: str, *roles: str, ttl: int = 3600, secret: str = JWT_SECRET) -> str:
+    return issue_token(secret, user, list(roles), ttl)
+
+
+@pytest.fixture
+def organizer() -> str:
+    return make_token("org-1", "organizer")
+
+
+@pytest.fixture
+def other_organizer() -> str:
+    return make_token("org-2", "organizer")
+
+
+@pytest.fixture
+def buyer() -> str:
+    return make_token("buyer-1")
