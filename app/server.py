@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 
@@ -16,6 +17,7 @@ from app.config import Settings
 
 log = logging.getLogger("app.server")
 
+READY_TIMEOUT_SECONDS = 2.0
 CORS_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
     "Access-Control-Allow-Headers": "Authorization, Content-Type, Apollo-Require-Preflight",
@@ -68,7 +70,7 @@ async def readyz(request: web.Request) -> web.Response:
     """Readiness: the database answers (Redis joins this check with the workers issue)."""
     checks: dict[str, str] = {}
     try:
-        await database.ping(request.app[DB])
+        await asyncio.wait_for(database.ping(request.app[DB]), READY_TIMEOUT_SECONDS)
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
         log.warning("readiness: database unreachable: %s", exc)

@@ -59,15 +59,18 @@ async def _public_stream(source: Any) -> AsyncGenerator[Any, None]:
         await source.aclose()
 
 
-def build_schema() -> Schema:
-    """The API's schema with its caches and limits (extensions are factories, not instances)."""
+def build_schema(max_depth: int = MAX_DEPTH) -> Schema:
+    """The API's schema with its caches and limits (extensions are factories, not instances).
+
+    Introspection fields do not count towards the depth, so GraphiQL keeps working.
+    """
     return Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(scalar_map={DateTime: DATETIME_SCALAR}),
         extensions=[
-            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+            lambda: QueryDepthLimiter(max_depth=max_depth),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             ParserCache,
