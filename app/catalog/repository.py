@@ -6,11 +6,14 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from app.catalog.models import Event, EventStatus, EventTicket, Venue
 
 SEARCH_INDEX = "searchTokens_startAtUtc"
+DUPLICATE_KEY = 11000
 
 
 async def insert_venue(db: AsyncDatabase, venue: Venue) -> None:
@@ -108,7 +111,21 @@ async def ticket_types_by_event(db: AsyncDatabase, event_ids: list[ObjectId]) ->
 
 
 async def insert_ticket_types(db: AsyncDatabase, tickets: list[EventTicket]) -> None:
-    """Insert all or none (one transaction); DuplicateKeyError if a type exists."""
+    """Insert all or none, in one transaction; DuplicateKeyError if a type exists.
+
+    Two requests racing for the same type conflict inside their transactions;
+    `with_transaction` retries the loser, whose retry then meets the unique index.
+    """
+    docs = [t.to_doc() for t in tickets]
+
+    async def insert(session: AsyncClientSession) -> None:
+        await db.eventTickets.insert_many(docs, session=session)
+
     async with db.client.start_session() as session:
-        async with await session.start_transaction():
-            await db.eventTickets.insert_many([t.to_doc() for t in tickets], session=session)
+        try:
+            await session.with_transaction(insert)
+        except BulkWriteError as error:
+            duplicates = [e for e in error.details.get("writeErrors", []) if e.get("code") == DUPLICATE_KEY]
+            if duplicates:
+                raise DuplicateKeyError(duplicates[0].get("errmsg", "duplicate key"), DUPLICATE_KEY) from error
+            raise
