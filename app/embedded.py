@@ -7,6 +7,8 @@ config file, so a stray `secantusd.toml` cannot change how it runs.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import signal
 import socket
@@ -15,6 +17,19 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when its parent dies,
+    so a supervisor killed with SIGKILL leaves no orphan server holding the data dir."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: the supervisor's own cleanup still stops it
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -96,7 +111,7 @@ def start_mongo(storage: Path, port: int | None = None, durable: bool = True) ->
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=storage, start_new_session=True, env={**os.environ},
+            cwd=storage, start_new_session=True, env={**os.environ}, preexec_fn=_die_with_parent,
         )
     server = EmbeddedMongo("secantusdb", port, proc, log)
     wait_for_port(port, proc, log)

@@ -14,13 +14,14 @@ async def test_catalog_survives_a_restart_of_the_embedded_server(aiohttp_client,
     organizer = make_token("org-1", "organizer")
     storage = tmp_path / "mongo"
     server = start_mongo(storage, durable=True)
-    uri = server.uri("persist")
-    client = await aiohttp_client(create_app(Settings(mongodb_uri=uri, jwt_secret=JWT_SECRET)))
-    api = ApiClient(client, client.app)
-    event = await create_event(api, organizer)
-    await create_tickets(api, organizer, event["id"], ticket_type_input())
-    await client.close()
-    server.stop()
+    try:
+        client = await aiohttp_client(create_app(Settings(mongodb_uri=server.uri("persist"), jwt_secret=JWT_SECRET)))
+        api = ApiClient(client, client.app)
+        event = await create_event(api, organizer)
+        await create_tickets(api, organizer, event["id"], ticket_type_input())
+        await client.close()
+    finally:
+        server.stop()
 
     server = start_mongo(storage, durable=True)
     try:

@@ -112,3 +112,15 @@ async def test_cors_allows_only_listed_origins(aiohttp_client, mongo_uri):
     assert post.headers["Access-Control-Allow-Origin"] == "https://app.example"
     other = await client.post("/graphql", json={"query": "{ __typename }"}, headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in other.headers
+
+
+async def test_refused_http_requests_answer_json_with_a_code(api):
+    unknown_name = await api.http.post("/graphql", json={"query": "{ __typename }", "operationName": "Nope"})
+    assert unknown_name.status == 400
+    assert (await unknown_name.json())["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    not_json = await api.http.post("/graphql", data="{not json", headers={"Content-Type": "application/json"})
+    assert not_json.status == 400
+    assert (await not_json.json())["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    mutation_over_get = await api.http.get("/graphql", params={"query": "mutation { __typename }"})
+    assert mutation_over_get.status in (400, 405)
+    assert (await mutation_over_get.json())["errors"][0]["extensions"]["code"] == "BAD_REQUEST"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from cross_web import HTTPException
 from strawberry.aiohttp.views import GraphQLView
 
 from app.api.context import Context
@@ -47,6 +48,16 @@ class TicketingGraphQLView(GraphQLView):
     def __init__(self, *args: Any, graphiql_headers: dict[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._graphiql_html = render_graphiql(graphiql_headers)
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        """As Strawberry's, but a refused request (bad JSON, unknown operation name,
+        a mutation over GET...) is answered in GraphQL's JSON shape with a code,
+        not as plain text, so clients such as GraphiQL and Apollo can show it."""
+        try:
+            return await self.run(request=request)
+        except HTTPException as error:
+            body = {"errors": [{"message": error.reason, "extensions": {"code": "BAD_REQUEST"}}]}
+            return web.json_response(body, status=error.status_code)
 
     async def render_graphql_ide(self, request: web.Request) -> web.Response:
         return web.Response(text=self._graphiql_html, content_type="text/html")
