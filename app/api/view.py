@@ -10,6 +10,8 @@ from typing import Any
 from aiohttp import web
 from cross_web import HTTPException
 from strawberry.aiohttp.views import GraphQLView
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UNSET
 
 from app.api.context import Context
 from app.appkeys import DB, JWT_SECRET, SETTINGS
@@ -58,6 +60,24 @@ class TicketingGraphQLView(GraphQLView):
         except HTTPException as error:
             body = {"errors": [{"message": error.reason, "extensions": {"code": "BAD_REQUEST"}}]}
             return web.json_response(body, status=error.status_code)
+
+    async def on_ws_connect(self, context: Context) -> Any:
+        """Authenticate a websocket from its `connection_init` payload.
+
+        No `authorization` means an anonymous connection; one that does not
+        verify (expired, forged, malformed) is refused at connect time: close
+        4403 on graphql-transport-ws, `connection_error` on legacy graphql-ws.
+        """
+        params = context.connection_params or {}
+        header = params.get("authorization", params.get("Authorization"))
+        if header is None:
+            return UNSET
+        secret = context.request.app[JWT_SECRET] if context.request is not None else None
+        viewer = viewer_from_authorization(secret, header if isinstance(header, str) else "invalid")
+        if viewer.token_error:
+            raise ConnectionRejectionError({"message": viewer.token_error, "code": "UNAUTHENTICATED"})
+        context.viewer = viewer
+        return UNSET
 
     async def render_graphql_ide(self, request: web.Request) -> web.Response:
         return web.Response(text=self._graphiql_html, content_type="text/html")

@@ -1,0 +1,35 @@
+"""Every collection and index of DESIGN section 2 exists after start-up, and start-up is idempotent."""
+
+from __future__ import annotations
+
+from app import db as database
+
+EXPECTED = {
+    "venues": [["city"], ["timezone"]],
+    "events": [["status", "startAtUtc"], ["venue.city", "startAtUtc"], ["artistId", "startAtUtc"], ["dedupeKey"],
+               ["searchTokens", "startAtUtc"]],
+    "eventTickets": [["eventId", "type"], ["eventId"]],
+    "userTickets": [["ticketNumber"], ["confirmationCode"], ["userId", "purchasedAtUtc"], ["eventId", "userId"],
+                    ["userId", "status"]],
+    "eventQueue": [["eventId", "userId"], ["eventId", "status", "seq"], ["eventId", "expiresAtUtc"], ["expiresAtUtc"]],
+    "checkoutSessions": [["eventId"], ["eventId", "userId"], ["expiresAtUtc"]],
+    "orders": [["userId", "idempotencyKey"]],
+}
+UNIQUE = {("events", "dedupeKey"), ("eventTickets", "eventId,type"), ("userTickets", "ticketNumber"),
+          ("userTickets", "confirmationCode"), ("eventQueue", "eventId,userId"), ("orders", "userId,idempotencyKey")}
+
+
+async def test_start_up_creates_every_index_and_can_run_again(api):
+    await database.ensure_indexes(api.db)  # a second start changes nothing and raises nothing
+    for collection, wanted in EXPECTED.items():
+        info = await api.db[collection].index_information()
+        keys = {",".join(k for k, _ in spec["key"]): spec.get("unique", False) for spec in info.values()}
+        for fields in wanted:
+            name = ",".join(fields)
+            assert name in keys, f"{collection} lacks an index on {name}"
+            assert keys[name] == ((collection, name) in UNIQUE), f"{collection}.{name} uniqueness"
+
+
+def test_the_database_is_named_by_the_uri():
+    assert database.database_name("mongodb://127.0.0.1:1/shop?directConnection=true") == "shop"
+    assert database.database_name("mongodb://127.0.0.1:1/") == "ticketing"
