@@ -10,7 +10,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from app.catalog.models import Event, EventStatus, EventTicket, Venue
+from app.catalog.models import Event, EventStatus, EventTicket, TicketType, Venue
 
 SEARCH_INDEX = "searchTokens_startAtUtc"
 DUPLICATE_KEY = 11000
@@ -103,7 +103,13 @@ async def explain_search(db: AsyncDatabase, terms: list[str], filters: dict[str,
 async def ticket_types_by_event(db: AsyncDatabase, event_ids: list[ObjectId]) -> dict[str, list[EventTicket]]:
     """Every ticket type of the given events, in one round trip, keyed by event id."""
     grouped: dict[str, list[EventTicket]] = {str(e): [] for e in event_ids}
-    cursor = db.eventTickets.find({"eventId": {"$in": event_ids}}).sort([("saleStartsAtUtc", ASCENDING), ("_id", ASCENDING)])
+    # An event has at most one type of each kind: size the batch so that a full
+    # page of events never needs a getMore (the server's default first batch is 101).
+    cursor = (
+        db.eventTickets.find({"eventId": {"$in": event_ids}})
+        .sort([("saleStartsAtUtc", ASCENDING), ("_id", ASCENDING)])
+        .batch_size(max(101, len(event_ids) * len(TicketType)))
+    )
     async for doc in cursor:
         ticket = EventTicket.from_doc(doc)
         grouped.setdefault(ticket.event_id, []).append(ticket)

@@ -18,7 +18,10 @@ from collections.abc import Iterable
 import snowballstemmer
 
 _stemmer = snowballstemmer.stemmer("english")
-_WORD = re.compile(r"[0-9a-z]+")
+# Letters and digits of any script; underscores and punctuation separate words.
+_WORD = re.compile(r"[^\W_]+")
+# Letters that carry their mark in the glyph itself, so NFKD cannot strip it.
+_UNDECOMPOSABLE = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "ħ": "h", "ı": "i", "æ": "ae", "œ": "oe", "þ": "th", "ŧ": "t"})
 
 # Dropped from queries (never from the index) unless nothing else is left, so
 # "the weeknd at wembley" still finds "The Weeknd" at "Wembley Stadium".
@@ -33,7 +36,7 @@ def words(text: str | None) -> list[str]:
     """The folded words of `text`: lower case, accents removed, split on anything else."""
     if not text:
         return []
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    decomposed = unicodedata.normalize("NFKD", text.casefold().translate(_UNDECOMPOSABLE))
     folded = "".join(c for c in decomposed if not unicodedata.combining(c))
     return _WORD.findall(folded)
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
+from bson.errors import InvalidId
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -251,9 +252,12 @@ def encode_cursor(event: Event) -> str:
 def decode_cursor(cursor: str, field: str = "after") -> tuple[int, ObjectId]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        start, _, oid = raw.partition(":")
-        return int(start), ObjectId(oid)
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
+        start_text, _, oid = raw.partition(":")
+        start = int(start_text)
+        if not -(2**63) <= start < 2**63:  # what a stored startAtUtc can be
+            raise ValueError(start)
+        return start, ObjectId(oid)
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, InvalidId):
         raise fail(ErrorCode.VALIDATION, "is not a cursor this API issued", field) from None
 
 

@@ -1,0 +1,491 @@
+"""searchEvents (Q5): matching, folding, stemming, type-ahead, ranking, filters, validation, index use;
+and unit tests of the token index in app/catalog/search.py."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from app.catalog import repository as repo
+from app.catalog.search import index_tokens, query_terms, relevance
+from tests.factories import create_event, create_tickets, create_venue, days_from_now, iso, ticket_type_input
+
+T0 = days_from_now(10).replace(microsecond=0)
+
+
+def venue_args(name: str, city: str, country: str = "GB", timezone: str = "Europe/London") -> dict:
+    return {"name": name, "city": city, "country": country, "timezone": timezone}
+
+
+WEMBLEY = venue_args("Wembley Stadium", "London")
+ALBERT_HALL = venue_args("Royal Albert Hall", "London")
+ACCOR = venue_args("Accor Arena", "Paris", "FR", "Europe/Paris")
+HALLENSTADION = venue_args("Hallenstadion", "Zürich", "CH", "Europe/Zurich")
+
+
+class Catalog:
+    """Creates venues once per (name, city) and events at `T0 + days`."""
+
+    def __init__(self, api, token) -> None:
+        self.api, self.token, self.venues = api, token, {}
+
+    async def venue_id(self, venue: dict) -> str:
+        key = (venue["name"], venue["city"])
+        if key not in self.venues:
+            self.venues[key] = (await create_venue(self.api, self.token, **venue))["id"]
+        return self.venues[key]
+
+    async def event(self, title: str, artist: str, venue: dict, days: float, on_sale: bool = False) -> dict:
+        start = T0 + timedelta(days=days)
+        event = await create_event(
+            self.api, self.token, await self.venue_id(venue), title=title, artistName=artist,
+            artistId=f"artist-{artist.lower().replace(' ', '-')}", startsAt=iso(start), endsAt=iso(start + timedelta(hours=3)),
+        )
+        if on_sale:
+            await create_tickets(self.api, self.token, event["id"], ticket_type_input(saleEndsAt=iso(days_from_now(5))))
+        return event
+
+
+@pytest.fixture
+def cat(api, organizer) -> Catalog:
+    return Catalog(api, organizer)
+
+
+async def search(api, query: str, **args) -> list[dict]:
+    return (await api.data("SearchEvents", {"query": query, **args}))["searchEvents"]
+
+
+async def search_titles(api, query: str, **args) -> list[str]:
+    return [e["title"] for e in await search(api, query, **args)]
+
+
+async def search_error(api, query: str, **args) -> dict:
+    body = await api.op("SearchEvents", {"query": query, **args})
+    assert body["data"] is None, body
+    assert body.get("errors"), body
+    return body["errors"][0]
+
+
+@pytest.fixture
+async def tour(cat) -> dict[str, dict]:
+    """A small catalog: two Beyoncé dates, The Weeknd at Wembley, a concert at the Albert Hall, one in Zürich."""
+    return {
+        "bey-london": await cat.event("Renaissance World Tour", "Beyoncé", WEMBLEY, 1),
+        "bey-paris": await cat.event("Renaissance World Tour", "Beyoncé", ACCOR, 2),
+        "weeknd": await cat.event("After Hours til Dawn", "The Weeknd", WEMBLEY, 3),
+        "concert": await cat.event("Proms Concert", "BBC Symphony Orchestra", ALBERT_HALL, 4),
+        "zurich": await cat.event("Summer Nights", "DJ Koze", HALLENSTADION, 5),
+    }
+
+
+def ids(events: list[dict]) -> list[str]:
+    return [e["id"] for e in events]
+
+
+# --- what matches ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("renaissance", ["bey-london", "bey-paris"]),  # title
+        ("weeknd", ["weeknd"]),  # artist name
+        ("symphony orchestra", ["concert"]),  # artist name, two words
+        ("wembley stadium", ["bey-london", "weeknd"]),  # venue name
+        ("albert", ["concert"]),  # venue name
+        ("paris", ["bey-paris"]),  # city
+        ("london", ["bey-london", "weeknd", "concert"]),  # city
+    ],
+)
+async def test_search_matches_title_artist_venue_and_city(api, tour, query, expected):
+    found = await search(api, query)
+    assert ids(found) == [tour[k]["id"] for k in expected]
+
+
+async def test_search_returns_the_event_fields(api, tour):
+    (found,) = await search(api, "weeknd")
+    assert found == {
+        "id": tour["weeknd"]["id"], "title": "After Hours til Dawn", "artistName": "The Weeknd",
+        "startsAt": tour["weeknd"]["startsAt"], "status": "UPCOMING",
+        "venue": {"name": "Wembley Stadium", "city": "London"},
+    }
+
+
+async def test_nothing_matches_an_unknown_word(api, tour):
+    assert await search(api, "metallica") == []
+
+
+@pytest.mark.parametrize("query", ["beyonce", "Beyoncé", "BEYONCÉ", "beyoncé", "Beyonce\u0301"])
+async def test_search_folds_accents_both_ways(api, tour, query):
+    assert ids(await search(api, query)) == ids([tour["bey-london"], tour["bey-paris"]])
+
+
+async def test_accented_query_finds_unaccented_text_and_vice_versa(api, cat, tour):
+    assert await search_titles(api, "zurich") == ["Summer Nights"]
+    assert await search_titles(api, "Zürich") == ["Summer Nights"]
+    await cat.event("Cafe Tacvba Live", "Café Tacvba", ACCOR, 9)
+    assert await search_titles(api, "café tacvba") == ["Cafe Tacvba Live"]
+
+
+@pytest.mark.parametrize(
+    ("artist", "query"),
+    [
+        ("Røyksopp", "royksopp"),  # ø has no combining-accent decomposition
+        ("Łódź Philharmonic", "lodz"),  # nor has ł
+        ("Mø", "mo"),
+    ],
+    ids=["o-stroke", "l-stroke", "short-o-stroke"],
+)
+async def test_search_folds_letters_with_strokes_like_other_accents(api, cat, artist, query):
+    event = await cat.event("Live", artist, WEMBLEY, 1)
+    assert ids(await search(api, query)) == [event["id"]]
+    assert ids(await search(api, artist)) == [event["id"]]
+
+
+async def test_search_finds_words_in_non_latin_scripts(api, cat):
+    event = await cat.event("Концерт", "Земфира", venue_args("Лужники", "Москва", "RU", "Europe/Moscow"), 1)
+    assert ids(await search(api, "Земфира")) == [event["id"]]
+    assert ids(await search(api, "москва")) == [event["id"]]
+
+
+@pytest.mark.parametrize("query", ["RENAISSANCE", "renaissance", "ReNaIsSaNcE", "WEMBLEY", "london", "LONDON"])
+async def test_search_is_case_insensitive(api, tour, query):
+    found = await search(api, query)
+    assert tour["bey-london"]["id"] in ids(found)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("concerts", "Proms Concert"),  # plural finds singular
+        ("concerting", "Proms Concert"),
+        ("tours", "Renaissance World Tour"),
+        ("touring", "Renaissance World Tour"),
+        ("night", "Summer Nights"),  # singular finds plural
+    ],
+)
+async def test_search_stems_words(api, tour, query, expected):
+    assert expected in await search_titles(api, query)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("renaiss", ["bey-london", "bey-paris"]),
+        ("re", ["bey-london", "bey-paris"]),  # two letters are enough
+        ("wem", ["bey-london", "weeknd"]),
+        ("beyon", ["bey-london", "bey-paris"]),
+        ("sympho", ["concert"]),
+        ("hallenst", ["zurich"]),
+        ("renaiss wem", ["bey-london"]),  # several prefixes together
+        ("beyonce pari", ["bey-paris"]),  # a finished word and one being typed
+    ],
+)
+async def test_type_ahead_prefixes_match(api, tour, query, expected):
+    assert ids(await search(api, query)) == [tour[k]["id"] for k in expected]
+
+
+async def test_every_query_word_must_match(api, tour):
+    assert ids(await search(api, "beyonce paris")) == [tour["bey-paris"]["id"]]
+    assert ids(await search(api, "renaissance london")) == [tour["bey-london"]["id"]]
+    assert ids(await search(api, "weeknd wembley london")) == [tour["weeknd"]["id"]]
+    # One word matches many events, the other none: nothing.
+    assert await search(api, "beyonce berlin") == []
+    assert await search(api, "london metallica") == []
+    # Words matching different events do not combine.
+    assert await search(api, "weeknd paris") == []
+
+
+async def test_stopwords_do_not_prevent_a_match(api, tour):
+    assert ids(await search(api, "the weeknd at wembley")) == [tour["weeknd"]["id"]]
+    assert ids(await search(api, "beyonce in paris")) == [tour["bey-paris"]["id"]]
+
+
+# --- ranking ---------------------------------------------------------------------------
+
+
+async def test_whole_word_ranks_above_prefix(api, cat):
+    # The prefix match starts first, so only relevance can put the whole word on top.
+    await cat.event("Rockabilly Riot", "The Sharks", ACCOR, 1)
+    await cat.event("Rock Night", "The Sharks", ACCOR, 2)
+    assert await search_titles(api, "rock") == ["Rock Night", "Rockabilly Riot"]
+
+
+async def test_title_ranks_above_venue_and_city(api, cat):
+    await cat.event("Other Show", "Someone", WEMBLEY, 1)  # venue match, starts first
+    await cat.event("Wembley Memories", "Someone Else", ACCOR, 2)  # title match
+    assert await search_titles(api, "wembley") == ["Wembley Memories", "Other Show"]
+
+    await cat.event("Paris Nights", "A Band", WEMBLEY, 4)  # title match, starts later
+    await cat.event("Late Show", "B Band", ACCOR, 3)  # city match
+    # Title first; then the two city matches, earlier start first.
+    assert await search_titles(api, "paris") == ["Paris Nights", "Wembley Memories", "Late Show"]
+
+
+async def test_title_ranks_above_artist_above_venue_above_city(api, cat):
+    # Every event matches "luna" once, in a different field; the weakest field starts first.
+    await cat.event("Nights", "Someone", venue_args("Teatro", "Luna"), 1)  # city
+    await cat.event("Nights", "Someone", venue_args("Luna Park", "Sydney", "AU", "Australia/Sydney"), 2)  # venue
+    await cat.event("Nights", "Luna", WEMBLEY, 3)  # artist
+    await cat.event("Luna", "Someone", WEMBLEY, 4)  # title
+    found = await search(api, "luna")
+    assert [(e["title"], e["artistName"], e["venue"]["name"]) for e in found] == [
+        ("Luna", "Someone", "Wembley Stadium"),
+        ("Nights", "Luna", "Wembley Stadium"),
+        ("Nights", "Someone", "Luna Park"),
+        ("Nights", "Someone", "Teatro"),
+    ]
+
+
+async def test_equal_matches_are_ordered_by_earlier_start(api, cat):
+    # Created out of start order, so only startsAt can order them.
+    for title, days in [("Jazz Night C", 3), ("Jazz Night A", 1), ("Jazz Night B", 2)]:
+        await cat.event(title, "Quartet", WEMBLEY, days)
+    found = await search(api, "jazz")
+    assert [e["title"] for e in found] == ["Jazz Night A", "Jazz Night B", "Jazz Night C"]
+    assert [e["startsAt"] for e in found] == sorted(e["startsAt"] for e in found)
+
+
+# --- filters and limit -----------------------------------------------------------------
+
+
+async def test_search_filters_by_status(api, cat):
+    on_sale = await cat.event("Renaissance", "Beyoncé", WEMBLEY, 1, on_sale=True)
+    upcoming = await cat.event("Renaissance", "Beyoncé", ACCOR, 2)
+    assert ids(await search(api, "renaissance", status="ON_SALE")) == [on_sale["id"]]
+    assert ids(await search(api, "renaissance", status="UPCOMING")) == [upcoming["id"]]
+    assert await search(api, "renaissance", status="SOLD_OUT") == []
+    assert [e["status"] for e in await search(api, "renaissance")] == ["ON_SALE", "UPCOMING"]
+
+
+async def test_search_filters_by_city(api, tour):
+    assert ids(await search(api, "beyonce", city="Paris")) == [tour["bey-paris"]["id"]]
+    assert ids(await search(api, "wembley", city="London")) == [tour["bey-london"]["id"], tour["weeknd"]["id"]]
+    assert await search(api, "weeknd", city="Paris") == []
+    assert ids(await search(api, "beyonce", city="Paris", status="UPCOMING")) == [tour["bey-paris"]["id"]]
+    assert await search(api, "beyonce", city="Paris", status="ON_SALE") == []
+
+
+async def test_limit_is_honoured_and_keeps_the_best(api, cat):
+    for days in range(6):
+        await cat.event(f"Gigantic Tour {days}", "The Band", WEMBLEY, days)  # "gig" is a prefix here
+    assert await search_titles(api, "gig", limit=2) == ["Gigantic Tour 0", "Gigantic Tour 1"]
+    assert len(await search(api, "gig", limit=1)) == 1
+    assert len(await search(api, "gig", limit=100)) == 6
+    assert len(await search(api, "gig")) == 6  # within the default of 20
+    await cat.event("Gig", "The Band", WEMBLEY, 9)  # the only whole-word match, and it starts last
+    assert await search_titles(api, "gig", limit=1) == ["Gig"]
+    assert await search_titles(api, "gig", limit=3) == ["Gig", "Gigantic Tour 0", "Gigantic Tour 1"]
+
+
+async def test_default_limit_is_twenty(api, cat):
+    for days in range(21):
+        await cat.event(f"Show {days}", "Crew", WEMBLEY, days)
+    assert len(await search(api, "show")) == 20
+
+
+@pytest.mark.parametrize("limit", [0, -1, 101, 1000])
+async def test_limit_out_of_range_is_a_validation_error(api, tour, limit):
+    error = await search_error(api, "beyonce", limit=limit)
+    assert error["extensions"]["code"] == "VALIDATION"
+    assert error["extensions"].get("field") == "limit"
+
+
+# --- query validation ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", " ", "   \t\n  ", "x" * 201, "beyonce " * 25 + "x"],
+    ids=["empty", "space", "whitespace", "201-chars", "201-chars-words"],
+)
+async def test_empty_or_overlong_query_is_a_validation_error(api, tour, query):
+    error = await search_error(api, query)
+    assert error["extensions"]["code"] == "VALIDATION"
+    assert error["extensions"].get("field") == "query"
+
+
+async def test_a_two_hundred_character_query_is_accepted(api, tour):
+    assert await search(api, "x" * 200) == []
+    query = " ".join(["beyonce"] * 25) + "!"
+    assert len(query) == 200
+    assert ids(await search(api, query)) == ids([tour["bey-london"], tour["bey-paris"]])
+
+
+@pytest.mark.parametrize("query", ["!!!", "...", "?!-_/", "— – …", "'\"", "@#$%^&*()"])
+async def test_a_query_of_only_punctuation_is_a_validation_error(api, tour, query):
+    error = await search_error(api, query)
+    assert error["extensions"]["code"] == "VALIDATION"
+    assert error["message"] != "Internal server error"
+
+
+async def test_punctuation_around_words_is_ignored(api, tour):
+    assert ids(await search(api, "  beyoncé, paris!  ")) == [tour["bey-paris"]["id"]]
+    assert ids(await search(api, '"the weeknd"')) == [tour["weeknd"]["id"]]
+
+
+# --- index use -------------------------------------------------------------------------
+
+
+def stages(plan: dict) -> list[dict]:
+    """Every stage of a plan tree (inputStage, inputStages, queryPlan, ...), depth first."""
+    found = []
+    if isinstance(plan, dict):
+        if "stage" in plan:
+            found.append(plan)
+        for value in plan.values():
+            found += stages(value)
+    elif isinstance(plan, list):
+        for value in plan:
+            found += stages(value)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("query", "filters"),
+    [
+        ("beyonce", {}),
+        ("renaiss wembley", {}),
+        ("the weeknd at wembley", {"status": "UPCOMING"}),
+        ("beyonce", {"status": "ON_SALE", "venue.city": "London"}),
+    ],
+)
+async def test_search_is_an_index_scan_on_the_tokens_never_a_collection_scan(api, tour, query, filters):
+    terms = query_terms(query)
+    explain = await repo.explain_search(api.db, terms, filters)
+    winning = explain["queryPlanner"]["winningPlan"]
+    ixscans = [s for s in stages(winning) if s["stage"] == "IXSCAN"]
+    assert ixscans, winning
+    assert any(
+        s.get("indexName") == repo.SEARCH_INDEX and list(s.get("keyPattern", {}))[:1] == ["searchTokens"]
+        for s in ixscans
+    ), ixscans
+    all_stages = [s["stage"] for s in stages(explain["queryPlanner"])]
+    assert "COLLSCAN" not in all_stages, all_stages
+    assert "regex" not in str(explain["queryPlanner"]).lower()
+    # The plan is for the query the search runs: every term required.
+    parsed = str(explain["queryPlanner"]["parsedQuery"])
+    assert all(f"'{t}'" in parsed for t in terms), parsed
+
+
+async def test_search_reads_only_the_index_entries_of_its_most_selective_term(api, cat):
+    for days in range(30):
+        await cat.event(f"Filler {days}", "Nobody", ACCOR, days)
+    await cat.event("Renaissance", "Beyoncé", WEMBLEY, 40)
+    await cat.event("Renaissance", "Beyoncé", ACCOR, 41)
+    terms = query_terms("renaissance paris")
+    assert terms[0] == "renaiss"  # the longest term drives the scan
+    explain = await api.db.command(
+        "explain",
+        {"find": "events", "filter": repo.search_query(terms, {}), "hint": repo.SEARCH_INDEX, "sort": {"startAtUtc": 1}},
+        verbosity="executionStats",
+    )
+    stats = explain["executionStats"]
+    assert stats["nReturned"] == 1
+    # Two events hold "renaiss": a bounded scan reads their keys, not the 32 events' thousands of tokens.
+    assert stats["totalKeysExamined"] <= 2, stats
+    assert stats["totalDocsExamined"] <= 2, stats
+    assert ids(await search(api, "renaissance paris")) == [
+        str(e["_id"]) async for e in api.db.events.find({"title": "Renaissance", "venue.city": "Paris"})
+    ]
+
+
+# --- unit tests of app.catalog.search --------------------------------------------------
+
+
+def test_index_tokens_hold_folded_words_stems_and_prefixes():
+    tokens = index_tokens("Renaissance World Tour", "Beyoncé", "Wembley Stadium", "London")
+    for token in ["renaissance", "renaiss", "re", "world", "tour", "beyonce", "beyonc", "be", "wembley", "wem",
+                  "stadium", "london", "lo"]:
+        assert token in tokens, token
+    assert "Beyoncé" not in tokens and "beyoncé" not in tokens
+    assert all(t == t.lower() for t in tokens)
+
+
+def test_index_tokens_are_sorted_unique_and_have_no_one_letter_prefixes():
+    tokens = index_tokens("Wembley Wembley", "Wem")
+    assert tokens == sorted(set(tokens))
+    assert "w" not in tokens
+    assert min(len(t) for t in tokens) == 2
+    assert index_tokens("A") == ["a"]  # a one-letter word is still a word
+
+
+def test_index_tokens_include_stems():
+    tokens = index_tokens("Summer Nights", None, "", "Concerts")
+    assert {"night", "nights", "concert", "concerts", "summer"} <= set(tokens)
+
+
+def test_index_tokens_of_nothing_is_empty():
+    assert index_tokens() == []
+    assert index_tokens(None, "", "  ", "!!!") == []
+
+
+def test_index_tokens_split_on_punctuation_and_keep_digits():
+    tokens = index_tokens("AC/DC: Power-Up 2027")
+    assert {"ac", "dc", "power", "up", "2027", "20", "202"} <= set(tokens)
+    assert not any(c in t for t in tokens for c in "/:- ")
+
+
+def test_query_terms_fold_stem_dedupe_and_put_longest_first():
+    assert query_terms("Beyoncé") == ["beyonc"]
+    assert query_terms("CONCERTS concert") == ["concert"]
+    assert query_terms("wem renaissance") == ["renaiss", "wem"]
+    terms = query_terms("Tour Renaissance Wembley")
+    assert terms == sorted(terms, key=lambda t: (-len(t), t))
+    assert set(terms) == {"tour", "renaiss", "wembley"}
+
+
+def test_query_terms_drop_stopwords_unless_nothing_else_is_left():
+    assert query_terms("the weeknd at wembley") == ["wembley", "weeknd"]
+    assert query_terms("The The") == ["the"]
+    assert query_terms("a") == ["a"]
+
+
+def test_query_terms_of_punctuation_or_blank_are_empty():
+    assert query_terms("") == []
+    assert query_terms("   ") == []
+    assert query_terms("!!! ... ?") == []
+
+
+def test_every_query_term_is_in_the_index_of_matching_text():
+    tokens = set(index_tokens("Renaissance World Tour", "Beyoncé", "Wembley Stadium", "London"))
+    for query in ["beyonce", "RENAISSANCE", "renaiss", "wem", "tours", "touring", "the world at wembley", "lond"]:
+        assert set(query_terms(query)) <= tokens, query
+
+
+FIELDS = {"title": "Rock Night", "artist": "The Sharks", "venue": "Wembley Stadium", "city": "London"}
+
+
+def test_relevance_whole_word_beats_prefix():
+    assert relevance(["rock"], {"title": "Rock Night"}) > relevance(["rock"], {"title": "Rockabilly Riot"}) > 0
+    # Even a whole word in the weakest field beats a prefix in the strongest.
+    assert relevance(["rock"], {"city": "Rock"}) > relevance(["rock"], {"title": "Rockabilly"})
+
+
+def test_relevance_ranks_fields_title_artist_venue_city():
+    scores = [relevance(["luna"], {field: "Luna"}) for field in ("title", "artist", "venue", "city")]
+    assert scores == sorted(scores, reverse=True)
+    assert len(set(scores)) == 4
+    prefixes = [relevance(["lu"], {field: "Luna"}) for field in ("title", "artist", "venue", "city")]
+    assert prefixes == sorted(prefixes, reverse=True) and len(set(prefixes)) == 4
+
+
+def test_relevance_counts_stems_as_whole_words_and_folds_accents():
+    assert relevance(query_terms("concerts"), {"title": "Concert"}) == relevance(query_terms("concert"), {"title": "Concert"})
+    assert relevance(query_terms("beyonce"), {"artist": "Beyoncé"}) == relevance(query_terms("beyonce"), {"artist": "Beyonce"})
+    assert relevance(query_terms("beyonce"), {"artist": "Beyoncé"}) > relevance(query_terms("beyon"), {"artist": "Beyoncé"})
+
+
+def test_relevance_sums_over_terms_and_takes_each_terms_best_field():
+    one = relevance(["rock"], FIELDS)
+    two = relevance(["rock", "london"], FIELDS)
+    assert two > one > 0
+    # "rock" is in the title only: its best field is the title whatever else matches.
+    assert relevance(["rock"], FIELDS | {"city": "Rock"}) == one
+
+
+def test_relevance_is_zero_without_a_match():
+    assert relevance(["metallica"], FIELDS) == 0
+    assert relevance(["rock"], {}) == 0
+    assert relevance([], FIELDS) == 0
