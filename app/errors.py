@@ -36,6 +36,8 @@ class ErrorCode(Enum):
     TICKET_ALREADY_USED = "TICKET_ALREADY_USED"
     TICKET_CANCELLED = "TICKET_CANCELLED"
     RATE_LIMITED = "RATE_LIMITED"
+    # Ours, beyond the contract: a purchase cut short by a crash was undone by the repair.
+    PURCHASE_INTERRUPTED = "PURCHASE_INTERRUPTED"
 
 
 @dataclass(frozen=True)

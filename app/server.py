@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
+from contextlib import suppress
 
 from aiohttp import web
 from pymongo.monitoring import CommandListener
 
 from app import db as database
 from app.api.schema import build_schema
-from app.appkeys import DB, DB_LISTENERS, JWT_SECRET, MONGO_CLIENT, SETTINGS
+from app.appkeys import BROKER, DB, DB_LISTENERS, FEEDS, JWT_SECRET, MONGO_CLIENT, RUNTIME, SETTINGS
 from app.api.view import GRAPHIQL_STATIC_ROUTE, TicketingGraphQLView, graphiql_static_dir
 from app.config import Settings
+from app.live import EventFeeds
+from app.pubsub import Broker, InProcessBroker
+from app.queue.sweep import sweep_forever
+from app.runtime import Runtime
 
 log = logging.getLogger("app.server")
 
@@ -30,6 +35,8 @@ def create_app(
     *,
     db_listeners: Sequence[CommandListener] = (),
     graphiql_headers: dict[str, str] | None = None,
+    broker: Broker | None = None,
+    sweep: bool = True,
 ) -> web.Application:
     """The whole HTTP/websocket API for `settings` (MONGODB_URI must be set)."""
     if not settings.mongodb_uri:
@@ -38,7 +45,10 @@ def create_app(
     app[SETTINGS] = settings
     app[JWT_SECRET] = settings.resolve_jwt_secret() or ""
     app[DB_LISTENERS] = list(db_listeners)
+    app[BROKER] = broker or InProcessBroker()
     app.cleanup_ctx.append(_database)
+    if sweep:
+        app.cleanup_ctx.append(_sweeper)
     view = TicketingGraphQLView(
         schema=build_schema(),
         allowed_origins=settings.allowed_origins,
@@ -57,8 +67,21 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[MONGO_CLIENT] = client
     app[DB] = database.get_database(client, settings.mongodb_uri)
     await database.ensure_indexes(app[DB])
+    app[RUNTIME] = Runtime(db=app[DB], settings=settings, broker=app[BROKER])
+    app[FEEDS] = EventFeeds(app[BROKER])
     yield
+    await app[FEEDS].close()
+    await app[BROKER].close()
     await client.close()
+
+
+async def _sweeper(app: web.Application) -> AsyncIterator[None]:
+    """Expiry for buyers who never come back (an arq job in the workers issue)."""
+    task = asyncio.create_task(sweep_forever(app[RUNTIME]))
+    yield
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
 
 
 async def healthz(request: web.Request) -> web.Response:

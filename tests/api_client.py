@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from app.appkeys import DB
+from app.appkeys import DB, RUNTIME
 
 DOCUMENTS = Path(__file__).resolve().parent.parent / "graphql"
 
@@ -30,6 +30,10 @@ class ApiClient:
     @property
     def db(self):
         return self.app[DB]
+
+    @property
+    def runtime(self):
+        return self.app[RUNTIME]
 
     async def post(self, query: str, variables: dict | None = None, token: str | None = None, **headers: str) -> dict:
         """POST a GraphQL request; return the JSON body (asserting a 200)."""

@@ -67,9 +67,16 @@ def command_counter() -> CommandCounter:
 
 
 @pytest.fixture
-async def api(aiohttp_client, settings: Settings, command_counter: CommandCounter) -> AsyncIterator[ApiClient]:
+def sweep() -> bool:
+    """Whether the app runs its background expiry sweep; off unless a test overrides this
+    fixture, so that round-trip counts see only the request's own commands."""
+    return False
+
+
+@pytest.fixture
+async def api(aiohttp_client, settings: Settings, command_counter: CommandCounter, sweep: bool) -> AsyncIterator[ApiClient]:
     """The app over real HTTP, with helpers to send the documents in graphql/."""
-    app = create_app(settings, db_listeners=[command_counter])
+    app = create_app(settings, db_listeners=[command_counter], sweep=sweep)
     client = await aiohttp_client(app)
     yield ApiClient(client, app)
 

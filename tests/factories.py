@@ -51,3 +51,10 @@ async def create_event(api: ApiClient, token: str, venue_id: str | None = None, 
 async def create_tickets(api: ApiClient, token: str, event_id: str, *types: dict) -> list[dict]:
     payload = await api.ok("CreateTickets", {"input": {"eventId": event_id, "ticketTypes": list(types)}}, token)
     return payload["ticketTypes"]
+
+
+async def on_sale_event(api: ApiClient, token: str, *types: dict) -> tuple[dict, list[dict]]:
+    """An event with ticket types on sale now (one GENERAL type of 100 unless given)."""
+    event = await create_event(api, token)
+    tickets = await create_tickets(api, token, event["id"], *(types or (ticket_type_input(),)))
+    return event, tickets

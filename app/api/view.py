@@ -14,7 +14,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET
 
 from app.api.context import Context
-from app.appkeys import DB, JWT_SECRET, SETTINGS
+from app.appkeys import DB, FEEDS, JWT_SECRET, RUNTIME, SETTINGS
 from app.auth import ANONYMOUS, viewer_from_authorization
 from app.config import Settings
 
@@ -90,4 +90,7 @@ class TicketingGraphQLView(GraphQLView):
             if is_websocket  # authenticated in on_ws_connect, from connection_init
             else viewer_from_authorization(request.app[JWT_SECRET], request.headers.get("Authorization"))
         )
-        return Context(db=request.app[DB], settings=settings, viewer=viewer, request=request, response=response)
+        return Context(
+            db=request.app[DB], settings=settings, viewer=viewer, runtime=request.app[RUNTIME],
+            feeds=request.app[FEEDS], request=request, response=response,
+        )

@@ -135,3 +135,78 @@ async def insert_ticket_types(db: AsyncDatabase, tickets: list[EventTicket]) -> 
             if duplicates:
                 raise DuplicateKeyError(duplicates[0].get("errmsg", "duplicate key"), DUPLICATE_KEY) from error
             raise
+
+
+# --- guarded counters (DESIGN section 3): one atomic update each, never read-then-write ---
+
+
+async def next_queue_seq(db: AsyncDatabase, event_id: ObjectId) -> int | None:
+    """The event's next queue number, or None if the event does not exist."""
+    doc = await db.events.find_one_and_update(
+        {"_id": event_id}, {"$inc": {"nextQueueSeq": 1}}, projection={"nextQueueSeq": 1},
+        return_document=ReturnDocument.AFTER,
+    )
+    return doc["nextQueueSeq"] if doc else None
+
+
+async def reserve_slot(db: AsyncDatabase, event_id: ObjectId, limit: int) -> bool:
+    """Take one checkout slot if fewer than `limit` are held and the event is not cancelled."""
+    doc = await db.events.find_one_and_update(
+        {"_id": event_id, "activeCheckouts": {"$lt": limit}, "status": {"$ne": EventStatus.CANCELLED.value}},
+        {"$inc": {"activeCheckouts": 1}},
+        projection={"_id": 1},
+    )
+    return doc is not None
+
+
+async def release_slot(db: AsyncDatabase, event_id: ObjectId) -> None:
+    await db.events.update_one({"_id": event_id, "activeCheckouts": {"$gt": 0}}, {"$inc": {"activeCheckouts": -1}})
+
+
+async def reserve_inventory(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int) -> bool:
+    """Add `quantity` to quantitySold only if that keeps it within quantityTotal."""
+    doc = await db.eventTickets.find_one_and_update(
+        {"_id": ticket_type_id, "$expr": {"$lte": [{"$add": ["$quantitySold", quantity]}, "$quantityTotal"]}},
+        {"$inc": {"quantitySold": quantity}},
+        projection={"_id": 1},
+    )
+    return doc is not None
+
+
+async def release_inventory(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int) -> None:
+    await db.eventTickets.update_one(
+        {"_id": ticket_type_id, "quantitySold": {"$gte": quantity}}, {"$inc": {"quantitySold": -quantity}}
+    )
+
+
+async def get_ticket_types(db: AsyncDatabase, ids: list[ObjectId]) -> dict[str, EventTicket]:
+    return {str(d["_id"]): EventTicket.from_doc(d) async for d in db.eventTickets.find({"_id": {"$in": ids}})}
+
+
+async def mark_cancelled(db: AsyncDatabase, event_id: ObjectId) -> bool:
+    """CANCELLED, once; False if it already was."""
+    result = await db.events.update_one(
+        {"_id": event_id, "status": {"$ne": EventStatus.CANCELLED.value}},
+        {"$set": {"status": EventStatus.CANCELLED.value, "activeCheckouts": 0}},
+    )
+    return result.modified_count == 1
+
+
+async def reset_quantity_sold(db: AsyncDatabase, event_id: ObjectId) -> None:
+    """After a cancellation every ticket is cancelled, so nothing counts as sold."""
+    await db.eventTickets.update_many({"eventId": event_id}, {"$set": {"quantitySold": 0}})
+
+
+async def set_counter_if_unchanged(db: AsyncDatabase, collection: str, doc_id: ObjectId, field: str, seen: int, value: int) -> bool:
+    """Repair: set a counter to `value` only if it still holds `seen` (no write raced the recount)."""
+    result = await db[collection].update_one({"_id": doc_id, field: seen}, {"$set": {field: value}})
+    return result.modified_count == 1
+
+
+async def event_ids(db: AsyncDatabase, statuses: list[EventStatus]) -> list[str]:
+    cursor = db.events.find({"status": {"$in": [s.value for s in statuses]}}, projection={"_id": 1})
+    return [str(d["_id"]) async for d in cursor]
+
+
+async def get_events(db: AsyncDatabase, ids: list[ObjectId]) -> dict[str, Event]:
+    return {str(d["_id"]): Event.from_doc(d) async for d in db.events.find({"_id": {"$in": ids}})}

@@ -323,3 +323,73 @@ def _require_owner(actor: Viewer, owner_id: str, what: str) -> None:
     if actor.user_id != owner_id and "admin" not in actor.roles:
         raise fail(ErrorCode.FORBIDDEN, f"only the organizer who created this {what} may change it")
 
+
+
+# --- counters the sale-day services drive (the event and its ticket types are ours) ---
+
+
+async def next_queue_seq(db: AsyncDatabase, *, event_id: str) -> int:
+    seq = await repo.next_queue_seq(db, ObjectId(event_id))
+    if seq is None:
+        raise not_found("event", "eventId")
+    return seq
+
+
+async def reserve_slot(db: AsyncDatabase, *, event_id: str, limit: int) -> bool:
+    """Take a checkout slot of the event (guarded by CHECKOUT_LIMIT)."""
+    return await repo.reserve_slot(db, ObjectId(event_id), limit)
+
+
+async def release_slot(db: AsyncDatabase, *, event_id: str) -> None:
+    await repo.release_slot(db, ObjectId(event_id))
+
+
+async def reserve_inventory(db: AsyncDatabase, *, ticket_type_id: str, quantity: int) -> bool:
+    """Sell `quantity` of a ticket type if that many remain (guarded: never oversells)."""
+    return await repo.reserve_inventory(db, ObjectId(ticket_type_id), quantity)
+
+
+async def release_inventory(db: AsyncDatabase, *, ticket_type_id: str, quantity: int) -> None:
+    await repo.release_inventory(db, ObjectId(ticket_type_id), quantity)
+
+
+async def ticket_types_by_id(db: AsyncDatabase, *, ids: list[str]) -> dict[str, EventTicket]:
+    return await repo.get_ticket_types(db, [ObjectId(i) for i in ids])
+
+
+async def ticket_types_of_event(db: AsyncDatabase, *, event_id: str) -> list[EventTicket]:
+    return (await repo.ticket_types_by_event(db, [ObjectId(event_id)]))[event_id]
+
+
+def current_status(event: Event, tickets: list[EventTicket]) -> EventStatus:
+    """The event's sale status right now (what the API shows)."""
+    return derive_status(event.status, tickets, now_ms())
+
+
+async def mark_cancelled(db: AsyncDatabase, *, actor: Viewer, event_id: str) -> Event:
+    """Organizer who owns it (or admin): the event becomes CANCELLED and holds no slots."""
+    require_role(actor, "organizer")
+    event = await get_event(db, event_id=event_id, field="eventId")
+    _require_owner(actor, event.organizer_id, "event")
+    if not await repo.mark_cancelled(db, ObjectId(event.id)):
+        raise fail(ErrorCode.EVENT_CANCELLED, "the event is already cancelled")
+    await repo.reset_quantity_sold(db, ObjectId(event.id))
+    return await get_event(db, event_id=event.id)
+
+
+async def event_ids(db: AsyncDatabase, *, statuses: list[EventStatus]) -> list[str]:
+    """Ids of the events in the given stored statuses (for the repair's sweep)."""
+    return await repo.event_ids(db, statuses)
+
+
+async def correct_counter(
+    db: AsyncDatabase, *, collection: str, doc_id: str, field: str, seen: int, value: int
+) -> bool:
+    """Set a counter to the recount `value` if it still holds `seen`; False if a write raced us."""
+    return await repo.set_counter_if_unchanged(db, collection, ObjectId(doc_id), field, seen, value)
+
+
+async def events_by_ids(db: AsyncDatabase, event_ids: list[str]) -> list[Event | None]:
+    """Events in the order asked, None for unknown ones, in one round trip (DataLoader batch)."""
+    found = await repo.get_events(db, [ObjectId(e) for e in event_ids if ObjectId.is_valid(e)])
+    return [found.get(e) for e in event_ids]

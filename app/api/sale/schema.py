@@ -1,42 +1,58 @@
-"""Sale-day queries, mutations and subscriptions: declared now, served by issue #3."""
+"""Sale-day queries (Q3, Q4), mutations (M3-M6, check-in, cancel) and subscriptions."""
 
 from __future__ import annotations
 
+import asyncio
+from bisect import bisect_left
 from collections.abc import AsyncGenerator
 
 import strawberry
-from graphql import GraphQLError
 
-from app.api.catalog.types import EventPayload
+from app.api.catalog.types import Event, EventPayload, EventTicket
 from app.api.context import Info
+from app.api.errors import user_errors
 from app.api.sale.types import (
     CheckInPayload,
     CheckoutPayload,
+    CheckoutSession,
     EventInventory,
+    Order,
     PurchasePayload,
     PurchaseTicketsInput,
     QueueEntry,
     QueuePayload,
     UserTicket,
 )
-
-
-def not_yet() -> GraphQLError:
-    return GraphQLError(
-        "Not available yet: the sale-day API (queue, checkout, purchase) ships in the next release",
-        extensions={"code": "NOT_IMPLEMENTED"},
-    )
+from app.auth import require_user
+from app.catalog import service as catalog
+from app.catalog.models import EventStatus as DomainEventStatus
+from app.checkin import service as checkin
+from app.errors import DomainError
+from app.orders import service as orders
+from app.pubsub import channels
+from app.queue import models as queue_models
+from app.queue import service as queue
+from app.sale import cancellation
+from app.sale import inventory as sale_inventory
 
 
 @strawberry.type
 class SaleQuery:
     @strawberry.field(description="Q3: the viewer's queue entry for the event; null when the viewer never joined.")
     async def queue_position(self, info: Info, event_id: strawberry.ID) -> QueueEntry | None:
-        raise not_yet()
+        rt = info.context.runtime
+        user_id = require_user(info.context.viewer)
+        entry = await queue.get_entry(rt, event_id=str(event_id), user_id=user_id)
+        if entry is None:
+            return None
+        return QueueEntry.from_model(entry, await queue.position(rt, entry))
 
     @strawberry.field(description="Q4: the viewer's tickets, newest first, optionally for one event.")
     async def my_tickets(self, info: Info, event_id: strawberry.ID | None = None) -> list[UserTicket]:
-        raise not_yet()
+        found = await orders.my_tickets(
+            info.context.runtime, actor=info.context.viewer, event_id=str(event_id) if event_id else None
+        )
+        return [UserTicket(model=t) for t in found]
 
 
 @strawberry.type
@@ -47,30 +63,64 @@ class SaleMutation:
         "cooldown is over."
     )
     async def join_queue(self, info: Info, event_id: strawberry.ID) -> QueuePayload:
-        raise not_yet()
+        rt = info.context.runtime
+        try:
+            entry = await queue.join_queue(rt, actor=info.context.viewer, event_id=str(event_id))
+        except DomainError as error:
+            return QueuePayload(errors=user_errors(error))
+        return QueuePayload(entry=QueueEntry.from_model(entry, await queue.position(rt, entry)))
 
     @strawberry.mutation(description="M4: marks the entry LEFT and starts the rejoin cooldown.")
     async def leave_queue(self, info: Info, event_id: strawberry.ID) -> QueuePayload:
-        raise not_yet()
+        try:
+            entry = await queue.leave_queue(info.context.runtime, actor=info.context.viewer, event_id=str(event_id))
+        except DomainError as error:
+            return QueuePayload(errors=user_errors(error))
+        return QueuePayload(entry=QueueEntry.from_model(entry, None))
 
     @strawberry.mutation(description="M5: needs the viewer's ACTIVE checkout session for the event; never oversells.")
     async def purchase_tickets(self, info: Info, input: PurchaseTicketsInput) -> PurchasePayload:
-        raise not_yet()
+        try:
+            order = await orders.purchase_tickets(
+                info.context.runtime,
+                actor=info.context.viewer,
+                event_id=str(input.event_id),
+                items=[orders.PurchaseItem(str(i.ticket_type_id), i.quantity) for i in input.items],
+                idempotency_key=input.idempotency_key,
+            )
+        except DomainError as error:
+            return PurchasePayload(errors=user_errors(error))
+        return PurchasePayload(order=Order(model=order))
 
     @strawberry.mutation(
         description="M6: needs the viewer's ADMITTED queue entry; at most CHECKOUT_LIMIT sessions per event hold "
         "a slot at once."
     )
     async def start_checkout(self, info: Info, event_id: strawberry.ID) -> CheckoutPayload:
-        raise not_yet()
+        try:
+            session = await queue.start_checkout(info.context.runtime, actor=info.context.viewer, event_id=str(event_id))
+        except DomainError as error:
+            return CheckoutPayload(errors=user_errors(error))
+        return CheckoutPayload(session=CheckoutSession.from_model(session))
 
     @strawberry.mutation(description="Gate staff: VALID -> USED exactly once; a second scan is TICKET_ALREADY_USED.")
     async def check_in_ticket(self, info: Info, confirmation_code: str) -> CheckInPayload:
-        raise not_yet()
+        try:
+            ticket = await checkin.check_in(
+                info.context.runtime, actor=info.context.viewer, confirmation_code=confirmation_code
+            )
+        except DomainError as error:
+            return CheckInPayload(errors=user_errors(error))
+        return CheckInPayload(ticket=UserTicket(model=ticket))
 
     @strawberry.mutation(description="Organizer: the event becomes CANCELLED and its queue and sessions close.")
     async def cancel_event(self, info: Info, event_id: strawberry.ID) -> EventPayload:
-        raise not_yet()
+        try:
+            event = await cancellation.cancel_event(info.context.runtime, actor=info.context.viewer, event_id=str(event_id))
+        except DomainError as error:
+            return EventPayload(errors=user_errors(error))
+        info.context.ticket_types.clear_all()
+        return EventPayload(event=Event(model=event))
 
 
 @strawberry.type
@@ -81,13 +131,57 @@ class Subscription:
         "they join."
     )
     async def queue_updates(self, info: Info, event_id: strawberry.ID) -> AsyncGenerator[QueueEntry, None]:
-        raise not_yet()
-        yield  # pragma: no cover - makes this an async generator
+        rt, feeds = info.context.runtime, info.context.feeds
+        user_id = require_user(info.context.viewer)
+        event = await catalog.get_event(rt.db, event_id=str(event_id), field="eventId")
+        async with (
+            rt.broker.subscribe(channels.entry(event.id, user_id)) as mine,
+            feeds.positions(event.id, lambda: queue.waiting_seqs(rt, event_id=event.id)) as positions,
+        ):
+            entry = await queue.get_entry(rt, event_id=event.id, user_id=user_id)
+            version, seqs = positions.version, positions.value
+            sent: tuple | None = None
+            while True:
+                if entry is not None:
+                    place = bisect_left(seqs, entry.seq) + 1 if entry.status is queue_models.QueueStatus.WAITING else None
+                    state = (entry.seq, entry.status, entry.expires_at_utc, place)
+                    if state != sent:
+                        sent = state
+                        yield QueueEntry.from_model(entry, place)
+                message, newer = await _next_of(mine.get(), positions.wait_newer(version))
+                if message is not None:
+                    entry = queue_models.QueueEntry.model_validate(message["entry"])
+                    while not mine.empty():  # only the latest state of our entry matters
+                        entry = queue_models.QueueEntry.model_validate(mine.get_nowait()["entry"])
+                if newer is not None:
+                    version, seqs = newer
 
     @strawberry.subscription(
         description="The event's live inventory: current state first, then after every change (coalesced to at "
         "most 5 a second)."
     )
     async def event_inventory(self, info: Info, event_id: strawberry.ID) -> AsyncGenerator[EventInventory, None]:
-        raise not_yet()
-        yield  # pragma: no cover
+        rt, feeds = info.context.runtime, info.context.feeds
+        event = await catalog.get_event(rt.db, event_id=str(event_id), field="eventId")
+        async with feeds.inventory(event.id, lambda: sale_inventory.snapshot(rt, event_id=event.id)) as feed:
+            version, snap = feed.version, feed.value
+            while True:
+                cancelled = snap.status is DomainEventStatus.CANCELLED
+                yield EventInventory(
+                    event_id=strawberry.ID(event.id), status=snap.status, tickets_remaining=snap.tickets_remaining,
+                    ticket_types=[EventTicket(model=t, event_cancelled=cancelled) for t in snap.ticket_types],
+                    waiting_count=snap.waiting_count, active_checkouts=snap.event.active_checkouts,
+                )
+                version, snap = await feed.wait_newer(version)
+
+
+async def _next_of(first, second):
+    """Await two awaitables; return both results, None for the one that did not finish first."""
+    tasks = [asyncio.ensure_future(first), asyncio.ensure_future(second)]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+    return tuple(t.result() if t in done else None for t in tasks)

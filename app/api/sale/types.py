@@ -7,8 +7,14 @@ from enum import Enum
 import strawberry
 
 from app.api.catalog.types import Event, EventStatus, EventTicket, TicketType
+from app.api.context import Info
 from app.api.errors import UserError
-from app.api.scalars import DateTime
+from app.api.scalars import DateTime, ms_to_datetime
+from app.checkout import models as checkout_models
+from app.orders import models as orders_models
+from app.orders import service as orders
+from app.queue import models as queue_models
+from app.timeutil import from_ms
 
 
 @strawberry.enum
@@ -38,30 +44,87 @@ class CheckoutStatus(Enum):
 
 @strawberry.type
 class UserTicket:
-    id: strawberry.ID
-    ticket_number: str = strawberry.field(description="Unique, human-readable, printed on the ticket.")
-    confirmation_code: str = strawberry.field(
-        description="Unguessable code scanned at the gate (at least 64 bits of entropy)."
-    )
-    status: TicketStatus
-    event_id: strawberry.ID
-    event: Event
-    ticket_type_id: strawberry.ID
-    ticket_type: TicketType  # type: ignore[valid-type]
-    order_id: strawberry.ID
-    purchased_at: DateTime  # type: ignore[valid-type]
-    used_at: DateTime | None  # type: ignore[valid-type]
+    model: strawberry.Private[orders_models.UserTicket]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.model.id)
+
+    @strawberry.field(description="Unique, human-readable, printed on the ticket.")
+    def ticket_number(self) -> str:
+        return self.model.ticket_number
+
+    @strawberry.field(description="Unguessable code scanned at the gate (at least 64 bits of entropy).")
+    def confirmation_code(self) -> str:
+        return self.model.confirmation_code
+
+    @strawberry.field
+    def status(self) -> TicketStatus:
+        return TicketStatus(self.model.status.value)
+
+    @strawberry.field
+    def event_id(self) -> strawberry.ID:
+        return strawberry.ID(self.model.event_id)
+
+    @strawberry.field
+    async def event(self, info: Info) -> Event:
+        event = await info.context.events.load(self.model.event_id)
+        assert event is not None, "a ticket's event is never deleted"
+        return Event(model=event)
+
+    @strawberry.field
+    def ticket_type_id(self) -> strawberry.ID:
+        return strawberry.ID(self.model.event_ticket_id)
+
+    @strawberry.field
+    def ticket_type(self) -> TicketType:  # type: ignore[valid-type]
+        return self.model.type
+
+    @strawberry.field
+    def order_id(self) -> strawberry.ID:
+        return strawberry.ID(self.model.order_id)
+
+    @strawberry.field
+    def purchased_at(self) -> DateTime:  # type: ignore[valid-type]
+        return from_ms(self.model.purchased_at_utc)
+
+    @strawberry.field
+    def used_at(self) -> DateTime | None:  # type: ignore[valid-type]
+        return ms_to_datetime(self.model.used_at_utc)
 
 
 @strawberry.type
 class Order:
-    id: strawberry.ID
-    event_id: strawberry.ID
-    user_id: strawberry.ID
-    tickets: list[UserTicket]
-    total_cents: int
-    currency: str
-    created_at: DateTime  # type: ignore[valid-type]
+    model: strawberry.Private[orders_models.Order]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.model.id)
+
+    @strawberry.field
+    def event_id(self) -> strawberry.ID:
+        return strawberry.ID(self.model.event_id)
+
+    @strawberry.field
+    def user_id(self) -> strawberry.ID:
+        return strawberry.ID(self.model.user_id)
+
+    @strawberry.field
+    async def tickets(self, info: Info) -> list[UserTicket]:
+        found = await orders.tickets_of_order(info.context.runtime, order_id=self.model.id)
+        return [UserTicket(model=t) for t in found]
+
+    @strawberry.field
+    def total_cents(self) -> int:
+        return self.model.total_cents
+
+    @strawberry.field
+    def currency(self) -> str:
+        return self.model.currency
+
+    @strawberry.field
+    def created_at(self) -> DateTime:  # type: ignore[valid-type]
+        return from_ms(self.model.created_at_utc)
 
 
 @strawberry.type
@@ -76,6 +139,15 @@ class QueueEntry:
     expires_at: DateTime  # type: ignore[valid-type]
     cooldown_until: DateTime | None  # type: ignore[valid-type]
 
+    @classmethod
+    def from_model(cls, e: queue_models.QueueEntry, position: int | None) -> QueueEntry:
+        return cls(
+            event_id=strawberry.ID(e.event_id), user_id=strawberry.ID(e.user_id), seq=e.seq,
+            status=QueueStatus(e.status.value), position=position if e.status is queue_models.QueueStatus.WAITING else None,
+            joined_at=from_ms(e.joined_at_utc), admitted_at=ms_to_datetime(e.admitted_at_utc),
+            expires_at=from_ms(e.expires_at_utc), cooldown_until=ms_to_datetime(e.cooldown_until_utc),
+        )
+
 
 @strawberry.type
 class CheckoutSession:
@@ -85,6 +157,13 @@ class CheckoutSession:
     status: CheckoutStatus
     created_at: DateTime  # type: ignore[valid-type]
     expires_at: DateTime  # type: ignore[valid-type]
+
+    @classmethod
+    def from_model(cls, s: checkout_models.CheckoutSession) -> CheckoutSession:
+        return cls(
+            id=strawberry.ID(s.id), event_id=strawberry.ID(s.event_id), user_id=strawberry.ID(s.user_id),
+            status=CheckoutStatus(s.status.value), created_at=from_ms(s.created_at_utc), expires_at=from_ms(s.expires_at_utc),
+        )
 
 
 @strawberry.type(description="Live sales state of one event, for dashboards.")

@@ -1,0 +1,1 @@
+"""Gate check-in: each ticket gets in once."""

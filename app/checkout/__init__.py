@@ -1,0 +1,1 @@
+"""Checkout sessions and slot accounting: at most CHECKOUT_LIMIT buyers per event hold a slot."""

@@ -1,0 +1,30 @@
+"""Checkout sessions: ACTIVE until a purchase (COMPLETED) or their expiresAt (EXPIRED)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import Field
+
+from app.documents import Document
+
+
+class CheckoutStatus(Enum):
+    ACTIVE = "ACTIVE"
+    COMPLETED = "COMPLETED"
+    EXPIRED = "EXPIRED"
+
+
+class CheckoutSession(Document):
+    object_id_fields = frozenset({"eventId", "queueEntryId"})
+
+    event_id: str = Field(alias="eventId")
+    user_id: str = Field(alias="userId")
+    queue_entry_id: str = Field(alias="queueEntryId")
+    status: CheckoutStatus
+    created_at_utc: int = Field(alias="createdAtUtc")
+    expires_at_utc: int = Field(alias="expiresAtUtc")
+    ended_at_utc: int | None = Field(None, alias="endedAtUtc")
+
+    def is_open(self, now: int) -> bool:
+        return self.status is CheckoutStatus.ACTIVE and now < self.expires_at_utc

@@ -1,0 +1,131 @@
+"""The orders and userTickets collections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+from pymongo import DESCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from app.orders.models import IN_FLIGHT, Order, OrderState, TicketStatus, UserTicket
+
+DUPLICATE_KEY = 11000
+
+
+async def insert_order(db: AsyncDatabase, order: Order) -> None:
+    """DuplicateKeyError when the buyer already used this idempotency key."""
+    await db.orders.insert_one(order.to_doc())
+
+
+async def get_order(db: AsyncDatabase, order_id: str) -> Order | None:
+    doc = await db.orders.find_one({"_id": ObjectId(order_id)})
+    return Order.from_doc(doc) if doc else None
+
+
+async def get_by_key(db: AsyncDatabase, user_id: str, key: str) -> Order | None:
+    doc = await db.orders.find_one({"userId": user_id, "idempotencyKey": key})
+    return Order.from_doc(doc) if doc else None
+
+
+async def move(db: AsyncDatabase, order_id: str, from_state: OrderState, to_state: OrderState, now: int,
+               extra: dict[str, Any] | None = None) -> Order | None:
+    """from_state -> to_state, once."""
+    doc = await db.orders.find_one_and_update(
+        {"_id": ObjectId(order_id), "state": from_state.value},
+        {"$set": {"state": to_state.value, "updatedAtUtc": now, **(extra or {})}},
+        return_document=ReturnDocument.AFTER,
+    )
+    return Order.from_doc(doc) if doc else None
+
+
+async def replace_planned_tickets(db: AsyncDatabase, order_id: str, tickets: list[dict]) -> None:
+    await db.orders.update_one({"_id": ObjectId(order_id)}, {"$set": {"tickets": tickets}})
+
+
+async def stale_in_flight(db: AsyncDatabase, updated_before: int, limit: int = 500) -> list[Order]:
+    cursor = db.orders.find(
+        {"state": {"$in": [s.value for s in IN_FLIGHT]}, "updatedAtUtc": {"$lt": updated_before}}
+    ).limit(limit)
+    return [Order.from_doc(d) async for d in cursor]
+
+
+async def in_flight_for_event(db: AsyncDatabase, event_id: str) -> list[Order]:
+    cursor = db.orders.find({"eventId": ObjectId(event_id), "state": {"$in": [s.value for s in IN_FLIGHT]}})
+    return [Order.from_doc(d) async for d in cursor]
+
+
+async def insert_tickets(db: AsyncDatabase, tickets: list[UserTicket]) -> list[int]:
+    """Insert what is not there yet; the indexes of tickets whose number or code clashed with another's."""
+    if not tickets:
+        return []
+    try:
+        await db.userTickets.insert_many([t.to_doc() for t in tickets], ordered=False)
+    except BulkWriteError as error:
+        clashes = []
+        for failure in error.details.get("writeErrors", []):
+            if failure.get("code") != DUPLICATE_KEY:
+                raise
+            if "_id" not in (failure.get("keyPattern") or {}):
+                clashes.append(failure["index"])  # same number or code as another ticket: regenerate
+        return clashes
+    return []
+
+
+async def tickets_of_user(db: AsyncDatabase, user_id: str, event_id: str | None) -> list[UserTicket]:
+    query: dict[str, Any] = {"userId": user_id}
+    if event_id is not None:
+        query["eventId"] = ObjectId(event_id)
+    cursor = db.userTickets.find(query).sort([("purchasedAtUtc", DESCENDING), ("ticketNumber", DESCENDING)])
+    return [UserTicket.from_doc(d) async for d in cursor]
+
+
+async def tickets_of_order(db: AsyncDatabase, order_id: str) -> list[UserTicket]:
+    cursor = db.userTickets.find({"orderId": ObjectId(order_id)}).sort([("ticketNumber", 1)])
+    return [UserTicket.from_doc(d) async for d in cursor]
+
+
+async def tickets_of_orders(db: AsyncDatabase, order_ids: list[str]) -> dict[str, list[UserTicket]]:
+    grouped: dict[str, list[UserTicket]] = {o: [] for o in order_ids}
+    async for doc in db.userTickets.find({"orderId": {"$in": [ObjectId(o) for o in order_ids]}}):
+        ticket = UserTicket.from_doc(doc)
+        grouped.setdefault(ticket.order_id, []).append(ticket)
+    return grouped
+
+
+async def use_ticket(db: AsyncDatabase, confirmation_code: str, now: int) -> UserTicket | None:
+    """VALID -> USED, exactly once: of two gates scanning at once, one wins."""
+    doc = await db.userTickets.find_one_and_update(
+        {"confirmationCode": confirmation_code, "status": TicketStatus.VALID.value},
+        {"$set": {"status": TicketStatus.USED.value, "usedAtUtc": now}},
+        return_document=ReturnDocument.AFTER,
+    )
+    return UserTicket.from_doc(doc) if doc else None
+
+
+async def find_by_code(db: AsyncDatabase, confirmation_code: str) -> UserTicket | None:
+    doc = await db.userTickets.find_one({"confirmationCode": confirmation_code})
+    return UserTicket.from_doc(doc) if doc else None
+
+
+async def cancel_event_tickets(db: AsyncDatabase, event_id: str) -> int:
+    result = await db.userTickets.update_many(
+        {"eventId": ObjectId(event_id), "status": TicketStatus.VALID.value},
+        {"$set": {"status": TicketStatus.CANCELLED.value}},
+    )
+    return result.modified_count
+
+
+async def count_issued_by_type(db: AsyncDatabase, event_id: str, excluding_orders: list[str]) -> dict[str, int]:
+    """Issued, non-cancelled tickets of each ticket type of the event (for the counter repair)."""
+    pipeline = [
+        {"$match": {
+            "eventId": ObjectId(event_id),
+            "status": {"$ne": TicketStatus.CANCELLED.value},
+            "orderId": {"$nin": [ObjectId(o) for o in excluding_orders]},
+        }},
+        {"$group": {"_id": "$eventTicketId", "n": {"$sum": 1}}},
+    ]
+    cursor = await db.userTickets.aggregate(pipeline)
+    return {str(d["_id"]): d["n"] async for d in cursor}

@@ -1,0 +1,282 @@
+"""M5 purchaseTickets, Q4 myTickets: all-or-nothing orders that never oversell.
+
+The order of steps is what makes a purchase safe:
+1. a retry with a known idempotency key is answered from the stored order,
+   before anything else (even after the checkout session has completed);
+2. the buyer's own ACTIVE, unexpired session is required;
+3. the order is written PENDING, with the tickets it will issue;
+4. each item's stock is taken with the guarded counter; if one is short,
+   the ones taken are given back and the order FAILS (nothing issued);
+5. RESERVED, then the planned tickets are inserted, the order COMPLETES and
+   the checkout ends, freeing the slot for the next buyer.
+A crash between steps leaves an order PENDING or RESERVED: `repair` finishes
+or undoes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass
+
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
+
+from app.auth import Viewer, require_user
+from app.catalog import service as catalog
+from app.catalog.models import EventStatus, EventTicket
+from app.checkout import service as checkout
+from app.checkout.models import CheckoutSession, CheckoutStatus
+from app.documents import parse_object_id
+from app.errors import Checker, DomainError, ErrorCode, Problem, fail
+from app.orders import codes
+from app.orders import repository as repo
+from app.orders.models import Failure, Order, OrderItem, OrderState, PlannedTicket, TicketStatus, UserTicket
+from app.pubsub import channels
+from app.queue import service as queue
+from app.queue.models import QueueStatus
+from app.runtime import Runtime
+from app.timeutil import now_ms
+
+MAX_KEY_LENGTH = 200
+# How long a retry waits for the first request with its key to finish.
+REPLAY_WAIT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class PurchaseItem:
+    ticket_type_id: str
+    quantity: int
+
+
+async def purchase_tickets(
+    rt: Runtime, *, actor: Viewer, event_id: str, items: list[PurchaseItem], idempotency_key: str
+) -> Order:
+    """M5: issue every item or none, inside the buyer's ACTIVE checkout session."""
+    user_id = require_user(actor)
+    key = _check_request(items, idempotency_key)
+    request_hash = _request_hash(event_id, items)
+    existing = await repo.get_by_key(rt.db, user_id, key)
+    if existing is not None:
+        return await _replay(rt, existing, request_hash)
+
+    event = await catalog.get_event(rt.db, event_id=event_id, field="input.eventId")
+    if event.status is EventStatus.CANCELLED:
+        raise fail(ErrorCode.EVENT_CANCELLED, "the event is cancelled")
+    session = await _open_session(rt, event.id, user_id)
+    types = await catalog.ticket_types_by_id(rt.db, ids=[i.ticket_type_id for i in items])
+    now = now_ms()
+    order_items = _check_items(rt, items, types, event.id, now)
+    currencies = {types[i.ticket_type_id].currency for i in items}
+    if len(currencies) > 1:
+        raise fail(ErrorCode.VALIDATION, "one order is paid in one currency: buy these types separately", "input.items")
+    order = Order.model_validate({
+        "_id": str(ObjectId()), "eventId": event.id, "userId": user_id, "sessionId": session.id,
+        "idempotencyKey": key, "requestHash": request_hash, "items": [i.model_dump(by_alias=True) for i in order_items],
+        "tickets": [t.model_dump(by_alias=True) for t in _plan_tickets(order_items)], "state": OrderState.PENDING,
+        "totalCents": sum(i.quantity * i.unit_price_cents for i in order_items), "currency": currencies.pop(),
+        "createdAtUtc": now, "updatedAtUtc": now,
+    })
+    try:
+        await repo.insert_order(rt.db, order)
+    except DuplicateKeyError:
+        raced = await repo.get_by_key(rt.db, user_id, key)
+        assert raced is not None
+        return await _replay(rt, raced, request_hash)
+
+    await _reserve_all(rt, order, types)
+    reserved = await repo.move(rt.db, order.id, OrderState.PENDING, OrderState.RESERVED, now_ms())
+    if reserved is None:
+        # The repair judged this order abandoned and undid it. Our stock stays
+        # counted (a safe undercount of what is left) until the next recount;
+        # giving it back here could race that recount into an oversell.
+        raise fail(ErrorCode.PURCHASE_INTERRUPTED, "the purchase took too long and was undone; nothing was issued")
+    return await finish_order(rt, reserved)
+
+
+async def finish_order(rt: Runtime, order: Order) -> Order:
+    """RESERVED -> COMPLETED: issue the planned tickets (idempotent) and close the checkout."""
+    planned = list(order.tickets)
+    for _ in range(5):
+        clashes = await repo.insert_tickets(rt.db, [_user_ticket(order, t) for t in planned])
+        if not clashes:
+            break
+        for index in clashes:  # another ticket already has this number or code: draw again
+            planned[index] = planned[index].model_copy(
+                update={"ticket_number": codes.ticket_number(), "confirmation_code": codes.confirmation_code()}
+            )
+        await repo.replace_planned_tickets(rt.db, order.id, [t.model_dump(by_alias=True) for t in planned])
+    else:
+        raise RuntimeError(f"could not draw unique ticket numbers for order {order.id}")
+    completed = await repo.move(rt.db, order.id, OrderState.RESERVED, OrderState.COMPLETED, now_ms())
+    await queue.complete_admission(rt, event_id=order.event_id, user_id=order.user_id, session_id=order.session_id)
+    await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})
+    return completed or await repo.get_order(rt.db, order.id) or order
+
+
+async def my_tickets(rt: Runtime, *, actor: Viewer, event_id: str | None) -> list[UserTicket]:
+    """Q4: the viewer's tickets, newest first."""
+    user_id = require_user(actor)
+    if event_id is not None and not ObjectId.is_valid(event_id):
+        return []
+    return await repo.tickets_of_user(rt.db, user_id, event_id)
+
+
+async def tickets_of_order(rt: Runtime, *, order_id: str) -> list[UserTicket]:
+    return await repo.tickets_of_order(rt.db, order_id)
+
+
+async def use_ticket(rt: Runtime, *, confirmation_code: str) -> UserTicket | None:
+    """VALID -> USED once; None if no VALID ticket has this code."""
+    return await repo.use_ticket(rt.db, confirmation_code, now_ms())
+
+
+async def find_ticket(rt: Runtime, *, confirmation_code: str) -> UserTicket | None:
+    return await repo.find_by_code(rt.db, confirmation_code)
+
+
+async def cancel_event_tickets(rt: Runtime, *, event_id: str) -> int:
+    """Cancellation of an event: its VALID tickets become CANCELLED."""
+    return await repo.cancel_event_tickets(rt.db, event_id)
+
+
+# --- the steps ---------------------------------------------------------------------
+
+
+def _check_request(items: list[PurchaseItem], key: str) -> str:
+    check = Checker()
+    key = (key or "").strip()
+    check.require(0 < len(key) <= MAX_KEY_LENGTH, "input.idempotencyKey", f"must be 1 to {MAX_KEY_LENGTH} characters")
+    check.require(bool(items), "input.items", "must list at least one item")
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        check.require(item.quantity >= 1, f"input.items.{i}.quantity", "must be at least 1")
+        if item.ticket_type_id in seen:
+            check.require(False, f"input.items.{i}.ticketTypeId", "each ticket type may appear once; add up the quantity")
+        seen.add(item.ticket_type_id)
+    check.raise_if_any()
+    for i, item in enumerate(items):
+        parse_object_id(item.ticket_type_id, "ticket type", f"input.items.{i}.ticketTypeId")
+    return key
+
+
+def _request_hash(event_id: str, items: list[PurchaseItem]) -> str:
+    canonical = {"eventId": event_id, "items": sorted([i.ticket_type_id, i.quantity] for i in items)}
+    return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode()).hexdigest()
+
+
+async def _open_session(rt: Runtime, event_id: str, user_id: str) -> CheckoutSession:
+    """The buyer's ACTIVE, unexpired session, still holding its admission's slot."""
+    entry = await queue.get_entry(rt, event_id=event_id, user_id=user_id)  # expires it if its time is up
+    session = await checkout.latest_session(rt, event_id=event_id, user_id=user_id)
+    if session is None:
+        raise fail(ErrorCode.NO_ACTIVE_CHECKOUT, "start checkout first: you need an ACTIVE checkout session")
+    holds_slot = entry is not None and entry.status is QueueStatus.ADMITTED and entry.session_id == session.id
+    if holds_slot and session.is_open(now_ms()):
+        return session
+    if session.status is not CheckoutStatus.COMPLETED:
+        raise fail(ErrorCode.CHECKOUT_EXPIRED, "your checkout session has expired; join the queue again")
+    raise fail(ErrorCode.NO_ACTIVE_CHECKOUT, "your checkout session is over; join the queue again to buy more")
+
+
+def _check_items(
+    rt: Runtime, items: list[PurchaseItem], types: dict[str, EventTicket], event_id: str, now: int
+) -> list[OrderItem]:
+    problems: list[Problem] = []
+    order_items: list[OrderItem] = []
+    for i, item in enumerate(items):
+        at = f"input.items.{i}"
+        ticket = types.get(item.ticket_type_id)
+        if ticket is None or ticket.event_id != event_id:
+            problems.append(Problem(ErrorCode.NOT_FOUND, "no such ticket type for this event", f"{at}.ticketTypeId"))
+        elif now < ticket.sale_starts_at_utc:
+            problems.append(Problem(ErrorCode.SALE_NOT_OPEN, f"the {ticket.name} sale has not opened yet", f"{at}.ticketTypeId"))
+        elif now >= ticket.sale_ends_at_utc:
+            problems.append(Problem(ErrorCode.SALE_ENDED, f"the {ticket.name} sale has ended", f"{at}.ticketTypeId"))
+        elif item.quantity > ticket.max_per_purchase:
+            problems.append(Problem(
+                ErrorCode.PURCHASE_LIMIT_EXCEEDED, f"at most {ticket.max_per_purchase} {ticket.name} per purchase", f"{at}.quantity"
+            ))
+        else:
+            order_items.append(OrderItem(
+                ticketTypeId=ticket.id, type=ticket.type, quantity=item.quantity, unitPriceCents=ticket.price_cents
+            ))
+    total = sum(i.quantity for i in items)
+    if total > rt.settings.max_tickets_per_purchase:
+        problems.append(Problem(
+            ErrorCode.PURCHASE_LIMIT_EXCEEDED, f"at most {rt.settings.max_tickets_per_purchase} tickets per purchase", "input.items"
+        ))
+    if problems:
+        raise DomainError(*problems)
+    return order_items
+
+
+def _plan_tickets(items: list[OrderItem]) -> list[PlannedTicket]:
+    return [
+        PlannedTicket(
+            id=str(ObjectId()), ticketTypeId=item.ticket_type_id, type=item.type,
+            ticketNumber=codes.ticket_number(), confirmationCode=codes.confirmation_code(),
+        )
+        for item in items
+        for _ in range(item.quantity)
+    ]
+
+
+async def _reserve_all(rt: Runtime, order: Order, types: dict[str, EventTicket]) -> None:
+    """Take every item's stock, or none of it (the order then FAILS with the reason)."""
+    taken: list[OrderItem] = []
+    # Always in the same order, so two buyers of the same pair of types cannot starve each other.
+    for item in sorted(order.items, key=lambda i: i.ticket_type_id):
+        if await catalog.reserve_inventory(rt.db, ticket_type_id=item.ticket_type_id, quantity=item.quantity):
+            taken.append(item)
+            continue
+        for done in taken:
+            await catalog.release_inventory(rt.db, ticket_type_id=done.ticket_type_id, quantity=done.quantity)
+        index = next(i for i, it in enumerate(order.items) if it.ticket_type_id == item.ticket_type_id)
+        fresh = (await catalog.ticket_types_by_id(rt.db, ids=[item.ticket_type_id]))[item.ticket_type_id]
+        name = types[item.ticket_type_id].name
+        problem = (
+            Problem(ErrorCode.SOLD_OUT, f"{name} is sold out", f"input.items.{index}.quantity")
+            if fresh.quantity_remaining == 0
+            else Problem(
+                ErrorCode.INSUFFICIENT_INVENTORY,
+                f"only {fresh.quantity_remaining} {name} left; nothing was bought",
+                f"input.items.{index}.quantity",
+            )
+        )
+        failure = Failure(code=problem.code.value, message=problem.message, field=problem.field)
+        await repo.move(rt.db, order.id, OrderState.PENDING, OrderState.FAILED, now_ms(),
+                        {"failure": failure.model_dump()})
+        if taken:
+            await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})
+        raise DomainError(problem)
+    await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})
+
+
+async def _replay(rt: Runtime, order: Order, request_hash: str) -> Order:
+    """The answer the first request with this key got (or will get)."""
+    if order.request_hash != request_hash:
+        raise fail(
+            ErrorCode.IDEMPOTENCY_KEY_REUSED, "this idempotency key was used for a different purchase",
+            "input.idempotencyKey",
+        )
+    deadline = asyncio.get_running_loop().time() + REPLAY_WAIT_SECONDS
+    while True:
+        if order.state is OrderState.COMPLETED:
+            return order
+        if order.state is OrderState.FAILED and order.failure is not None:
+            raise DomainError(Problem(ErrorCode(order.failure.code), order.failure.message, order.failure.field))
+        if asyncio.get_running_loop().time() > deadline:
+            raise fail(ErrorCode.RATE_LIMITED, "this purchase is still being processed; retry in a moment")
+        await asyncio.sleep(0.05)
+        order = await repo.get_order(rt.db, order.id) or order
+
+
+def _user_ticket(order: Order, planned: PlannedTicket) -> UserTicket:
+    return UserTicket.model_validate({
+        "_id": planned.id, "userId": order.user_id, "eventId": order.event_id,
+        "eventTicketId": planned.ticket_type_id, "type": planned.type, "orderId": order.id,
+        "ticketNumber": planned.ticket_number, "confirmationCode": planned.confirmation_code,
+        "status": TicketStatus.VALID, "purchasedAtUtc": order.created_at_utc,
+    })

@@ -1,0 +1,42 @@
+"""Queue entries: WAITING -> ADMITTED -> COMPLETED, or EXPIRED / LEFT on the way."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import Field
+
+from app.documents import Document
+
+
+class QueueStatus(Enum):
+    WAITING = "WAITING"
+    ADMITTED = "ADMITTED"
+    COMPLETED = "COMPLETED"
+    EXPIRED = "EXPIRED"
+    LEFT = "LEFT"
+
+
+# An entry in one of these holds its place; the others are finished records.
+LIVE = (QueueStatus.WAITING, QueueStatus.ADMITTED)
+
+
+class QueueEntry(Document):
+    object_id_fields = frozenset({"eventId", "sessionId"})
+
+    event_id: str = Field(alias="eventId")
+    user_id: str = Field(alias="userId")
+    seq: int
+    status: QueueStatus
+    joined_at_utc: int = Field(alias="joinedAtUtc")
+    admitted_at_utc: int | None = Field(None, alias="admittedAtUtc")
+    expires_at_utc: int = Field(alias="expiresAtUtc")
+    cooldown_until_utc: int | None = Field(None, alias="cooldownUntilUtc")
+    # The checkout session started from this admission, if any.
+    session_id: str | None = Field(None, alias="sessionId")
+    ended_at_utc: int | None = Field(None, alias="endedAtUtc")
+    # Earlier places of this buyer in this event's queue, newest last (support's "what happened").
+    history: list[dict] = Field(default_factory=list)
+
+    def is_live(self) -> bool:
+        return self.status in LIVE

@@ -1,0 +1,112 @@
+"""The eventQueue collection: every query the queue runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from app.queue.models import QueueEntry, QueueStatus
+
+HISTORY_KEPT = 20
+_RECORD_FIELDS = ("seq", "status", "joinedAtUtc", "admittedAtUtc", "endedAtUtc", "expiresAtUtc")
+
+
+async def get(db: AsyncDatabase, event_id: str, user_id: str) -> QueueEntry | None:
+    doc = await db.eventQueue.find_one({"eventId": ObjectId(event_id), "userId": user_id})
+    return QueueEntry.from_doc(doc) if doc else None
+
+
+async def insert(db: AsyncDatabase, entry: QueueEntry) -> None:
+    """Insert a first entry; DuplicateKeyError if the buyer already has one for the event."""
+    await db.eventQueue.insert_one(entry.to_doc())
+
+
+async def restart(db: AsyncDatabase, old: QueueEntry, fresh: dict[str, Any]) -> QueueEntry | None:
+    """Turn a finished entry into a new place, keeping the old one in `history`.
+
+    Guarded on the old status and seq: of two racing rejoins, one wins.
+    """
+    record = {k: v for k, v in old.to_doc().items() if k in _RECORD_FIELDS}
+    doc = await db.eventQueue.find_one_and_update(
+        {"_id": ObjectId(old.id), "status": old.status.value, "seq": old.seq},
+        {
+            "$set": fresh,
+            "$unset": {"admittedAtUtc": "", "cooldownUntilUtc": "", "sessionId": "", "endedAtUtc": ""},
+            "$push": {"history": {"$each": [record], "$slice": -HISTORY_KEPT}},
+        },
+        return_document=ReturnDocument.AFTER,
+    )
+    return QueueEntry.from_doc(doc) if doc else None
+
+
+async def admit_lowest_waiting(db: AsyncDatabase, event_id: str, now: int, expires_at: int) -> QueueEntry | None:
+    """ADMIT the WAITING, unexpired entry with the lowest seq, if there is one."""
+    doc = await db.eventQueue.find_one_and_update(
+        {"eventId": ObjectId(event_id), "status": QueueStatus.WAITING.value, "expiresAtUtc": {"$gt": now}},
+        {"$set": {"status": QueueStatus.ADMITTED.value, "admittedAtUtc": now, "expiresAtUtc": expires_at}},
+        sort=[("seq", ASCENDING)],
+        return_document=ReturnDocument.AFTER,
+    )
+    return QueueEntry.from_doc(doc) if doc else None
+
+
+async def transition(
+    db: AsyncDatabase, entry_id: str, from_status: QueueStatus, changes: dict[str, Any], extra_filter: dict | None = None
+) -> QueueEntry | None:
+    """Apply `changes` only if the entry is still in `from_status`: exactly one caller wins."""
+    doc = await db.eventQueue.find_one_and_update(
+        {"_id": ObjectId(entry_id), "status": from_status.value, **(extra_filter or {})},
+        {"$set": changes},
+        return_document=ReturnDocument.AFTER,
+    )
+    return QueueEntry.from_doc(doc) if doc else None
+
+
+async def attach_session(db: AsyncDatabase, entry_id: str, session_id: ObjectId, expires_at: int) -> QueueEntry | None:
+    """Record the checkout started from this admission; only the first caller wins."""
+    doc = await db.eventQueue.find_one_and_update(
+        {"_id": ObjectId(entry_id), "status": QueueStatus.ADMITTED.value, "sessionId": None},
+        {"$set": {"sessionId": session_id, "expiresAtUtc": expires_at}},
+        return_document=ReturnDocument.AFTER,
+    )
+    return QueueEntry.from_doc(doc) if doc else None
+
+
+async def due(db: AsyncDatabase, now: int, limit: int, event_id: str | None = None) -> list[QueueEntry]:
+    """Live entries whose expiresAt has passed (oldest first)."""
+    query: dict[str, Any] = {
+        "expiresAtUtc": {"$lte": now},
+        "status": {"$in": [QueueStatus.WAITING.value, QueueStatus.ADMITTED.value]},
+    }
+    if event_id is not None:
+        query["eventId"] = ObjectId(event_id)
+    cursor = db.eventQueue.find(query).sort([("expiresAtUtc", ASCENDING)]).limit(limit)
+    return [QueueEntry.from_doc(d) async for d in cursor]
+
+
+async def live_entries(db: AsyncDatabase, event_id: str) -> list[QueueEntry]:
+    cursor = db.eventQueue.find(
+        {"eventId": ObjectId(event_id), "status": {"$in": [QueueStatus.WAITING.value, QueueStatus.ADMITTED.value]}}
+    )
+    return [QueueEntry.from_doc(d) async for d in cursor]
+
+
+async def count(db: AsyncDatabase, event_id: str, status: QueueStatus) -> int:
+    return await db.eventQueue.count_documents({"eventId": ObjectId(event_id), "status": status.value})
+
+
+async def count_waiting_before(db: AsyncDatabase, event_id: str, seq: int) -> int:
+    return await db.eventQueue.count_documents(
+        {"eventId": ObjectId(event_id), "status": QueueStatus.WAITING.value, "seq": {"$lt": seq}}
+    )
+
+
+async def waiting_seqs(db: AsyncDatabase, event_id: str) -> list[int]:
+    """Every WAITING seq of the event, ascending: one round trip feeds all position subscribers."""
+    cursor = db.eventQueue.find(
+        {"eventId": ObjectId(event_id), "status": QueueStatus.WAITING.value}, projection={"seq": 1, "_id": 0}
+    ).sort([("seq", ASCENDING)]).batch_size(10_000)
+    return [d["seq"] async for d in cursor]

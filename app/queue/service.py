@@ -1,0 +1,297 @@
+"""The virtual queue: join, leave, admission in seq order, expiry, and the start of checkout.
+
+Every state change is one guarded `find_one_and_update` on the entry (its
+current status in the filter), so of two racing requests exactly one wins;
+the slot counter moves only for the winner. An admission takes a slot first
+(guarded counter) and then the lowest WAITING seq, so buyers are admitted in
+order. Expiry is enforced whenever an entry is read for a decision, and by
+`expire_due`, which the background sweep calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from bson import ObjectId
+from pymongo.errors import DuplicateKeyError
+
+from app.auth import Viewer, require_user
+from app.catalog import service as catalog
+from app.catalog.models import Event, EventStatus
+from app.checkout import service as checkout
+from app.checkout.models import CheckoutSession, CheckoutStatus
+from app.errors import ErrorCode, fail
+from app.pubsub import channels
+from app.queue import repository as repo
+from app.queue.models import QueueEntry, QueueStatus
+from app.runtime import Runtime
+from app.timeutil import from_ms, now_ms
+
+log = logging.getLogger("app.queue")
+
+SWEEP_BATCH = 500
+
+
+# --- reading -------------------------------------------------------------------
+
+
+async def get_entry(rt: Runtime, *, event_id: str, user_id: str) -> QueueEntry | None:
+    """The buyer's entry for the event (expired on the spot if its time has passed)."""
+    if not ObjectId.is_valid(event_id):
+        return None
+    entry = await repo.get(rt.db, event_id, user_id)
+    return await _expire_if_due(rt, entry, now_ms()) if entry else None
+
+
+async def position(rt: Runtime, entry: QueueEntry) -> int | None:
+    """1-based place among the event's WAITING entries; None unless WAITING."""
+    if entry.status is not QueueStatus.WAITING:
+        return None
+    return await repo.count_waiting_before(rt.db, entry.event_id, entry.seq) + 1
+
+
+async def waiting_seqs(rt: Runtime, *, event_id: str) -> list[int]:
+    """All WAITING seqs of the event, ascending (positions for every subscriber at once)."""
+    return await repo.waiting_seqs(rt.db, event_id)
+
+
+async def waiting_count(rt: Runtime, *, event_id: str) -> int:
+    return await repo.count(rt.db, event_id, QueueStatus.WAITING)
+
+
+async def count_status(rt: Runtime, *, event_id: str, status: QueueStatus) -> int:
+    return await repo.count(rt.db, event_id, status)
+
+
+# --- joining and leaving -------------------------------------------------------
+
+
+async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> QueueEntry:
+    """M3: a place at the back of the queue, or the buyer's live entry unchanged."""
+    user_id = require_user(actor)
+    event = await catalog.get_event(rt.db, event_id=event_id, field="eventId")
+    now = now_ms()
+    existing = await repo.get(rt.db, event.id, user_id)
+    if existing is not None:
+        existing = await _expire_if_due(rt, existing, now)
+        if existing.is_live():
+            return existing
+        if existing.status is QueueStatus.LEFT and (existing.cooldown_until_utc or 0) > now:
+            until = from_ms(existing.cooldown_until_utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+            raise fail(ErrorCode.QUEUE_COOLDOWN, f"you left this queue; you may join again from {until}")
+    await _require_on_sale(rt, event)
+    seq = await catalog.next_queue_seq(rt.db, event_id=event.id)
+    fresh = {
+        "seq": seq,
+        "status": QueueStatus.WAITING.value,
+        "joinedAtUtc": now,
+        "expiresAtUtc": now + rt.settings.queue_expiry_seconds * 1000,
+    }
+    if existing is None:
+        entry: QueueEntry | None = QueueEntry.model_validate(
+            {"_id": str(ObjectId()), "eventId": event.id, "userId": user_id, **fresh}
+        )
+        try:
+            await repo.insert(rt.db, entry)
+        except DuplicateKeyError:
+            entry = None  # the same buyer's other request got there first
+    else:
+        entry = await repo.restart(rt.db, existing, fresh)
+    if entry is None:
+        winner = await repo.get(rt.db, event.id, user_id)
+        assert winner is not None
+        return winner
+    await _publish_entry(rt, entry)
+    for admitted in await admit_waiting(rt, event_id=event.id):
+        if admitted.id == entry.id:
+            entry = admitted
+    if entry.status is QueueStatus.WAITING:
+        await _publish_queue_changed(rt, event.id)
+    return entry
+
+
+async def leave_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> QueueEntry:
+    """M4: the live entry becomes LEFT, its slot (if admitted) goes to the next buyer."""
+    user_id = require_user(actor)
+    event = await catalog.get_event(rt.db, event_id=event_id, field="eventId")
+    for _ in range(5):  # the entry may be admitted under our feet: re-read and retry
+        entry = await get_entry(rt, event_id=event.id, user_id=user_id)
+        if entry is None or not entry.is_live():
+            raise fail(ErrorCode.NOT_IN_QUEUE, "you are not waiting in or admitted from this event's queue")
+        left = await end_admission(rt, entry, QueueStatus.LEFT, now_ms())
+        if left is not None:
+            return left
+    raise fail(ErrorCode.NOT_IN_QUEUE, "your place changed while leaving; try again")
+
+
+async def _require_on_sale(rt: Runtime, event: Event) -> None:
+    tickets = await catalog.ticket_types_of_event(rt.db, event_id=event.id)
+    status = catalog.current_status(event, tickets)
+    if status is EventStatus.CANCELLED:
+        raise fail(ErrorCode.EVENT_CANCELLED, "the event is cancelled")
+    if status is EventStatus.SOLD_OUT:
+        raise fail(ErrorCode.SOLD_OUT, "the event is sold out")
+    if status is not EventStatus.ON_SALE:
+        raise fail(ErrorCode.EVENT_NOT_ON_SALE, "tickets for this event are not on sale yet")
+
+
+# --- admission -----------------------------------------------------------------
+
+
+async def admit_waiting(rt: Runtime, *, event_id: str) -> list[QueueEntry]:
+    """Admit WAITING buyers, lowest seq first, while the event has free checkout slots."""
+    admitted: list[QueueEntry] = []
+    while await checkout.reserve_slot(rt, event_id=event_id):
+        now = now_ms()
+        entry = await repo.admit_lowest_waiting(
+            rt.db, event_id, now, now + rt.settings.checkout_expiry_seconds * 1000
+        )
+        if entry is None:
+            await checkout.release_slot(rt, event_id=event_id)
+            # A buyer who joined while we held the slot may have found no slot and
+            # stopped: look once more now that it is free, or they would wait forever.
+            if await repo.count(rt.db, event_id, QueueStatus.WAITING) == 0:
+                break
+            continue
+        admitted.append(entry)
+        await _publish_entry(rt, entry)
+    if admitted:
+        log.debug("admitted %d on %s", len(admitted), event_id)
+        await _publish_queue_changed(rt, event_id)
+    return admitted
+
+
+async def end_admission(rt: Runtime, entry: QueueEntry, to: QueueStatus, now: int) -> QueueEntry | None:
+    """End a live entry as COMPLETED, EXPIRED or LEFT; None if another request ended it first.
+
+    An ADMITTED entry gives back its slot, ends its checkout session and lets
+    the next WAITING buyer in.
+    """
+    changes: dict = {"status": to.value, "endedAtUtc": now}
+    if to is QueueStatus.LEFT:
+        changes["cooldownUntilUtc"] = now + rt.settings.queue_cooldown_seconds * 1000
+    # Guarded on the session too: a checkout started since we read the entry must not be orphaned.
+    guard = {"sessionId": ObjectId(entry.session_id) if entry.session_id else None}
+    ended = await repo.transition(rt.db, entry.id, entry.status, changes, guard)
+    if ended is None:
+        return None
+    if entry.status is QueueStatus.ADMITTED:
+        if entry.session_id:
+            outcome = CheckoutStatus.COMPLETED if to is QueueStatus.COMPLETED else CheckoutStatus.EXPIRED
+            await checkout.end_session(rt, session_id=entry.session_id, status=outcome, now=now)
+        await checkout.release_slot(rt, event_id=entry.event_id)
+        await admit_waiting(rt, event_id=entry.event_id)
+    await _publish_entry(rt, ended)
+    await _publish_queue_changed(rt, entry.event_id)
+    return ended
+
+
+async def complete_admission(rt: Runtime, *, event_id: str, user_id: str, session_id: str) -> None:
+    """After a purchase: the entry of that session becomes COMPLETED and frees its slot."""
+    entry = await repo.get(rt.db, event_id, user_id)
+    if entry and entry.status is QueueStatus.ADMITTED and entry.session_id == session_id:
+        await end_admission(rt, entry, QueueStatus.COMPLETED, now_ms())
+
+
+async def _expire_if_due(rt: Runtime, entry: QueueEntry, now: int) -> QueueEntry:
+    if entry.is_live() and entry.expires_at_utc <= now:
+        await end_admission(rt, entry, QueueStatus.EXPIRED, now)
+        return await repo.get(rt.db, entry.event_id, entry.user_id) or entry
+    return entry
+
+
+async def expire_due(rt: Runtime, *, now: int | None = None, event_id: str | None = None) -> int:
+    """Expire every live entry (and its session) whose time has passed; returns how many."""
+    now = now or now_ms()
+    expired = 0
+    while True:
+        batch = await repo.due(rt.db, now, SWEEP_BATCH, event_id)
+        for entry in batch:
+            if await end_admission(rt, entry, QueueStatus.EXPIRED, now) is not None:
+                expired += 1
+        if len(batch) < SWEEP_BATCH:
+            return expired
+
+
+async def close_queue(rt: Runtime, *, event_id: str) -> None:
+    """Cancellation: every live entry and ACTIVE session of the event expires."""
+    now = now_ms()
+    for entry in await repo.live_entries(rt.db, event_id):
+        await end_admission(rt, entry, QueueStatus.EXPIRED, now)
+    await checkout.end_all_sessions(rt, event_id=event_id, now=now)
+
+
+# --- from admission to checkout -------------------------------------------------
+
+
+async def start_checkout(rt: Runtime, *, actor: Viewer, event_id: str) -> CheckoutSession:
+    """M6: the ADMITTED buyer's ACTIVE session (the same one if asked again)."""
+    user_id = require_user(actor)
+    event = await catalog.get_event(rt.db, event_id=event_id, field="eventId")
+    if event.status is EventStatus.CANCELLED:
+        raise fail(ErrorCode.EVENT_CANCELLED, "the event is cancelled")
+    for _ in range(5):
+        entry = await _admitted_entry(rt, event, user_id)
+        if entry.session_id:
+            session = await _wait_for_session(rt, entry.session_id)
+            if session.is_open(now_ms()):
+                return session
+            await _expire_if_due(rt, entry, now_ms())
+            raise fail(ErrorCode.CHECKOUT_EXPIRED, "your checkout session has expired; join the queue again")
+        now = now_ms()
+        session_id = ObjectId()
+        expires_at = now + rt.settings.checkout_expiry_seconds * 1000
+        attached = await repo.attach_session(rt.db, entry.id, session_id, expires_at)
+        if attached is None:
+            continue  # a parallel request attached one, or the entry just ended: look again
+        session = await checkout.open_session(
+            rt, session_id=session_id, event_id=event.id, user_id=user_id, queue_entry_id=entry.id, now=now,
+            expires_at=expires_at,
+        )
+        await _publish_entry(rt, attached)
+        return session
+    raise fail(ErrorCode.NOT_ADMITTED, "your place changed while starting checkout; try again")
+
+
+async def _admitted_entry(rt: Runtime, event: Event, user_id: str) -> QueueEntry:
+    entry = await get_entry(rt, event_id=event.id, user_id=user_id)
+    if entry is None or entry.status in (QueueStatus.LEFT, QueueStatus.COMPLETED):
+        raise fail(ErrorCode.NOT_IN_QUEUE, "join the event's queue first")
+    if entry.status is QueueStatus.EXPIRED:
+        raise fail(ErrorCode.CHECKOUT_EXPIRED, "your turn to check out has passed; join the queue again")
+    if entry.status is QueueStatus.WAITING:
+        await admit_waiting(rt, event_id=event.id)
+        entry = await repo.get(rt.db, event.id, user_id)
+        if entry is None or entry.status is not QueueStatus.ADMITTED:
+            ahead = await position(rt, entry) if entry else None
+            fresh = await catalog.get_event(rt.db, event_id=event.id)
+            if fresh.active_checkouts >= rt.settings.checkout_limit:
+                raise fail(ErrorCode.CHECKOUT_LIMIT_REACHED, f"all checkout slots are taken; you are number {ahead} in line")
+            raise fail(ErrorCode.NOT_ADMITTED, f"not your turn yet: you are number {ahead} in line")
+    return entry
+
+
+async def _wait_for_session(rt: Runtime, session_id: str) -> CheckoutSession:
+    """The session a parallel startCheckout is creating right now (a few ms away)."""
+    for _ in range(50):
+        session = await checkout.get_session(rt, session_id=session_id)
+        if session is not None:
+            return session
+        await asyncio.sleep(0.02)
+    raise fail(ErrorCode.NO_ACTIVE_CHECKOUT, "your checkout session could not be found; try again")
+
+
+# --- fan-out ---------------------------------------------------------------------
+
+
+def entry_message(entry: QueueEntry) -> dict:
+    return {"entry": entry.model_dump(by_alias=True, mode="json")}
+
+
+async def _publish_entry(rt: Runtime, entry: QueueEntry) -> None:
+    await rt.broker.publish(channels.entry(entry.event_id, entry.user_id), entry_message(entry))
+
+
+async def _publish_queue_changed(rt: Runtime, event_id: str) -> None:
+    await rt.broker.publish(channels.event(event_id), {"kind": "queue"})

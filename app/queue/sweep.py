@@ -1,0 +1,32 @@
+"""The background sweep: expire entries and sessions whose time has passed, freeing their slots.
+
+Expiry is also enforced whenever an entry is read for a decision; this loop
+makes it happen for buyers who never come back. Each API process runs one
+until the workers issue moves it into an arq job; running several at once is
+safe (every transition is guarded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from app.queue import service as queue
+from app.runtime import Runtime
+
+log = logging.getLogger("app.queue.sweep")
+
+SWEEP_INTERVAL_SECONDS = 0.5
+
+
+async def sweep_forever(rt: Runtime, interval: float = SWEEP_INTERVAL_SECONDS) -> None:
+    while True:
+        try:
+            expired = await queue.expire_due(rt)
+            if expired:
+                log.info("expired %d queue entries", expired)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - an outage must not end the loop
+            log.exception("sweep failed; retrying")
+        await asyncio.sleep(interval)

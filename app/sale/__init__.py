@@ -1,0 +1,1 @@
+"""Flows of a sale that span several domains: cancellation, the live inventory, repair."""

@@ -1,0 +1,113 @@
+"""Repair after a crash (DESIGN invariant 7): finish or undo half-done orders, recount counters.
+
+Run it any time, as often as you like, from any number of processes: every
+step is a guarded write, so running it twice or twice at once changes
+nothing more. The workers issue schedules it; tests call it directly.
+
+Counters are recounted from the documents they count and corrected only if
+no write raced the recount (the counter still holds the value read first):
+- quantitySold of a type = its issued, non-cancelled tickets + the items of
+  orders still in flight (PENDING/RESERVED). Counting in-flight orders as sold
+  errs towards selling less, never more.
+- activeCheckouts of an event = its ADMITTED entries, taken again after a
+  short settle time, so that an admission between its two steps is not
+  mistaken for a leaked slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from app.catalog import service as catalog
+from app.catalog.models import EventStatus
+from app.errors import ErrorCode
+from app.orders import repository as order_repo
+from app.orders import service as orders
+from app.orders.models import OrderState
+from app.queue import service as queue
+from app.queue.models import QueueStatus
+from app.runtime import Runtime
+from app.timeutil import now_ms
+
+log = logging.getLogger("app.repair")
+
+# An order untouched for this long is taken as abandoned by a crashed process.
+ORDER_GRACE_MS = 30_000
+
+
+@dataclass
+class RepairReport:
+    orders_finished: int = 0
+    orders_undone: int = 0
+    corrections: list[str] = field(default_factory=list)
+
+
+async def repair(rt: Runtime, *, grace_ms: int = ORDER_GRACE_MS, settle_seconds: float = 1.0) -> RepairReport:
+    """Everything: stale orders first, then the counters of every live event."""
+    report = await repair_orders(rt, grace_ms=grace_ms)
+    live = [EventStatus.UPCOMING, EventStatus.ON_SALE, EventStatus.SOLD_OUT, EventStatus.CANCELLED]
+    for event_id in await catalog.event_ids(rt.db, statuses=live):
+        report.corrections += await repair_counters(rt, event_id=event_id, settle_seconds=settle_seconds)
+    return report
+
+
+async def repair_orders(rt: Runtime, *, grace_ms: int = ORDER_GRACE_MS) -> RepairReport:
+    """RESERVED orders are finished (their stock is held); PENDING ones are undone."""
+    report = RepairReport()
+    for order in await order_repo.stale_in_flight(rt.db, now_ms() - grace_ms):
+        if order.state is OrderState.RESERVED:
+            await orders.finish_order(rt, order)
+            report.orders_finished += 1
+            log.warning("repair: finished order %s", order.id)
+        else:
+            failure = {
+                "code": ErrorCode.PURCHASE_INTERRUPTED.value,
+                "message": "the purchase was interrupted and undone; nothing was issued",
+                "field": None,
+            }
+            if await order_repo.move(rt.db, order.id, OrderState.PENDING, OrderState.FAILED, now_ms(), {"failure": failure}):
+                report.orders_undone += 1
+                log.warning("repair: undid order %s", order.id)
+    return report
+
+
+async def repair_counters(rt: Runtime, *, event_id: str, settle_seconds: float = 1.0) -> list[str]:
+    """Recount one event's quantitySold and activeCheckouts; the corrections made."""
+    corrections: list[str] = []
+    event = await catalog.get_event(rt.db, event_id=event_id)
+    if event.status is EventStatus.CANCELLED:
+        await orders.cancel_event_tickets(rt, event_id=event_id)  # a purchase that finished after the cancel
+    types = await catalog.ticket_types_of_event(rt.db, event_id=event_id)  # the counters, read first
+    in_flight = await order_repo.in_flight_for_event(rt.db, event_id)
+    issued = await order_repo.count_issued_by_type(rt.db, event_id, [o.id for o in in_flight])
+    held = Counter()
+    for order in in_flight:
+        for item in order.items:
+            held[item.ticket_type_id] += item.quantity
+    for ticket in types:
+        expected = issued.get(ticket.id, 0) + held[ticket.id]
+        if expected != ticket.quantity_sold and await catalog.correct_counter(
+            rt.db, collection="eventTickets", doc_id=ticket.id, field="quantitySold",
+            seen=ticket.quantity_sold, value=expected,
+        ):
+            corrections.append(f"quantitySold of {ticket.id}: {ticket.quantity_sold} -> {expected}")
+
+    seen = event.active_checkouts
+    admitted = await queue.count_status(rt, event_id=event_id, status=QueueStatus.ADMITTED)
+    expected_slots = 0 if event.status is EventStatus.CANCELLED else admitted
+    if expected_slots != seen:
+        await asyncio.sleep(settle_seconds)
+        again = await catalog.get_event(rt.db, event_id=event_id)
+        admitted_again = await queue.count_status(rt, event_id=event_id, status=QueueStatus.ADMITTED)
+        if again.active_checkouts == seen and admitted_again == admitted and await catalog.correct_counter(
+            rt.db, collection="events", doc_id=event_id, field="activeCheckouts", seen=seen, value=expected_slots,
+        ):
+            corrections.append(f"activeCheckouts of {event_id}: {seen} -> {expected_slots}")
+            if expected_slots < seen:
+                await queue.admit_waiting(rt, event_id=event_id)  # the freed slots go to the next buyers
+    for line in corrections:
+        log.warning("repair: %s", line)
+    return corrections
