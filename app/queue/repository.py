@@ -98,6 +98,15 @@ async def count(db: AsyncDatabase, event_id: str, status: QueueStatus) -> int:
     return await db.eventQueue.count_documents({"eventId": ObjectId(event_id), "status": status.value})
 
 
+async def any_admissible(db: AsyncDatabase, event_id: str, now: int) -> bool:
+    """Is anyone WAITING whose place has not expired (who could be admitted now)?"""
+    doc = await db.eventQueue.find_one(
+        {"eventId": ObjectId(event_id), "status": QueueStatus.WAITING.value, "expiresAtUtc": {"$gt": now}},
+        projection={"_id": 1},
+    )
+    return doc is not None
+
+
 async def count_waiting_before(db: AsyncDatabase, event_id: str, seq: int) -> int:
     return await db.eventQueue.count_documents(
         {"eventId": ObjectId(event_id), "status": QueueStatus.WAITING.value, "seq": {"$lt": seq}}

@@ -151,7 +151,7 @@ async def admit_waiting(rt: Runtime, *, event_id: str) -> list[QueueEntry]:
             await checkout.release_slot(rt, event_id=event_id)
             # A buyer who joined while we held the slot may have found no slot and
             # stopped: look once more now that it is free, or they would wait forever.
-            if await repo.count(rt.db, event_id, QueueStatus.WAITING) == 0:
+            if not await repo.any_admissible(rt.db, event_id, now_ms()):
                 break
             continue
         admitted.append(entry)
