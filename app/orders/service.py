@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
+from app import metrics
 from app.auth import Viewer, require_user
 from app.catalog import service as catalog
 from app.catalog.models import EventStatus, EventTicket
@@ -110,7 +111,11 @@ async def finish_order(rt: Runtime, order: Order) -> Order:
     else:
         raise RuntimeError(f"could not draw unique ticket numbers for order {order.id}")
     completed = await repo.move(rt.db, order.id, OrderState.RESERVED, OrderState.COMPLETED, now_ms())
+    if completed is not None:
+        metrics.PURCHASES.labels("completed").inc()
+        metrics.TICKETS_ISSUED.inc(len(planned))
     await queue.complete_admission(rt, event_id=order.event_id, user_id=order.user_id, session_id=order.session_id)
+    await catalog.refresh_event_status_by_id(rt.db, event_id=order.event_id)  # SOLD_OUT when the last went
     await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})
     return completed or await repo.get_order(rt.db, order.id) or order
 
@@ -250,6 +255,8 @@ async def _reserve_all(rt: Runtime, order: Order, types: dict[str, EventTicket])
                         {"failure": failure.model_dump()})
         if taken:
             await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})
+        metrics.PURCHASES.labels("failed").inc()
+        metrics.SOLD_OUTS.labels(problem.code.value).inc()
         raise DomainError(problem)
     await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})
 

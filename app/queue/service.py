@@ -16,6 +16,7 @@ import logging
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
+from app import metrics
 from app.auth import Viewer, require_user
 from app.catalog import service as catalog
 from app.catalog.models import Event, EventStatus
@@ -102,6 +103,7 @@ async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> QueueEntry
         winner = await repo.get(rt.db, event.id, user_id)
         assert winner is not None
         return winner
+    await _schedule_expiry(rt, entry)
     await _publish_entry(rt, entry)
     for admitted in await admit_waiting(rt, event_id=event.id):
         if admitted.id == entry.id:
@@ -155,6 +157,8 @@ async def admit_waiting(rt: Runtime, *, event_id: str) -> list[QueueEntry]:
                 break
             continue
         admitted.append(entry)
+        metrics.ADMISSIONS.inc()
+        await _schedule_expiry(rt, entry)
         await _publish_entry(rt, entry)
     if admitted:
         log.debug("admitted %d on %s", len(admitted), event_id)
@@ -176,6 +180,8 @@ async def end_admission(rt: Runtime, entry: QueueEntry, to: QueueStatus, now: in
     ended = await repo.transition(rt.db, entry.id, entry.status, changes, guard)
     if ended is None:
         return None
+    if to is QueueStatus.EXPIRED:
+        metrics.EXPIRIES.inc()
     if entry.status is QueueStatus.ADMITTED:
         if entry.session_id:
             outcome = CheckoutStatus.COMPLETED if to is QueueStatus.COMPLETED else CheckoutStatus.EXPIRED
@@ -199,6 +205,14 @@ async def _expire_if_due(rt: Runtime, entry: QueueEntry, now: int) -> QueueEntry
         await end_admission(rt, entry, QueueStatus.EXPIRED, now)
         return await repo.get(rt.db, entry.event_id, entry.user_id) or entry
     return entry
+
+
+async def expire_if_due(rt: Runtime, *, event_id: str, user_id: str) -> bool:
+    """The deferred expiry job: end the buyer's entry if its time has passed; True if it did."""
+    entry = await repo.get(rt.db, event_id, user_id)
+    if entry is None or not entry.is_live():
+        return False
+    return (await _expire_if_due(rt, entry, now_ms())).status is QueueStatus.EXPIRED
 
 
 async def expire_due(rt: Runtime, *, now: int | None = None, event_id: str | None = None) -> int:
@@ -249,6 +263,7 @@ async def start_checkout(rt: Runtime, *, actor: Viewer, event_id: str) -> Checko
             rt, session_id=session_id, event_id=event.id, user_id=user_id, queue_entry_id=entry.id, now=now,
             expires_at=expires_at,
         )
+        await _schedule_expiry(rt, attached)
         await _publish_entry(rt, attached)
         return session
     raise fail(ErrorCode.NOT_ADMITTED, "your place changed while starting checkout; try again")
@@ -282,7 +297,16 @@ async def _wait_for_session(rt: Runtime, session_id: str) -> CheckoutSession:
     raise fail(ErrorCode.NO_ACTIVE_CHECKOUT, "your checkout session could not be found; try again")
 
 
-# --- fan-out ---------------------------------------------------------------------
+# --- fan-out and scheduling ------------------------------------------------------
+
+
+async def _schedule_expiry(rt: Runtime, entry: QueueEntry) -> None:
+    # Failing to schedule is not failing the request: the sweep is the backstop.
+    try:
+        await rt.scheduler.expire_at(event_id=entry.event_id, user_id=entry.user_id, at_ms=entry.expires_at_utc)
+    except Exception:  # noqa: BLE001
+        log.warning("could not schedule the expiry of %s; the sweep will catch it", entry.id, exc_info=True)
+
 
 
 def entry_message(entry: QueueEntry) -> dict:

@@ -21,6 +21,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
+from app import metrics
 from app.catalog import service as catalog
 from app.catalog.models import EventStatus
 from app.errors import ErrorCode
@@ -61,6 +62,7 @@ async def repair_orders(rt: Runtime, *, grace_ms: int = ORDER_GRACE_MS) -> Repai
         if order.state is OrderState.RESERVED:
             await orders.finish_order(rt, order)
             report.orders_finished += 1
+            metrics.REPAIRS.labels("order_finished").inc()
             log.warning("repair: finished order %s", order.id)
         else:
             failure = {
@@ -70,6 +72,7 @@ async def repair_orders(rt: Runtime, *, grace_ms: int = ORDER_GRACE_MS) -> Repai
             }
             if await order_repo.move(rt.db, order.id, OrderState.PENDING, OrderState.FAILED, now_ms(), {"failure": failure}):
                 report.orders_undone += 1
+                metrics.REPAIRS.labels("order_undone").inc()
                 log.warning("repair: undid order %s", order.id)
     return report
 
@@ -94,6 +97,7 @@ async def repair_counters(rt: Runtime, *, event_id: str, settle_seconds: float =
             seen=ticket.quantity_sold, value=expected,
         ):
             corrections.append(f"quantitySold of {ticket.id}: {ticket.quantity_sold} -> {expected}")
+            metrics.REPAIRS.labels("quantity_sold").inc()
 
     seen = event.active_checkouts
     admitted = await queue.count_status(rt, event_id=event_id, status=QueueStatus.ADMITTED)
@@ -106,6 +110,7 @@ async def repair_counters(rt: Runtime, *, event_id: str, settle_seconds: float =
             rt.db, collection="events", doc_id=event_id, field="activeCheckouts", seen=seen, value=expected_slots,
         ):
             corrections.append(f"activeCheckouts of {event_id}: {seen} -> {expected_slots}")
+            metrics.REPAIRS.labels("active_checkouts").inc()
             if expected_slots < seen:
                 await queue.admit_waiting(rt, event_id=event_id)  # the freed slots go to the next buyers
     for line in corrections:

@@ -1,0 +1,61 @@
+"""The jobs. Each calls one domain service; running one twice, or on two workers at once, is safe."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from app import metrics
+from app.catalog import service as catalog
+from app.catalog.models import EventStatus
+from app.queue import service as queue
+from app.runtime import Runtime
+from app.sale import repair as sale_repair
+
+log = logging.getLogger("workers.jobs")
+
+Ctx = dict[str, Any]
+
+
+def _rt(ctx: Ctx) -> Runtime:
+    return ctx["rt"]
+
+
+async def expire_entry(ctx: Ctx, event_id: str, user_id: str) -> bool:
+    """Deferred to an entry's (or session's) expiresAt: expire it if it is still due."""
+    expired = await queue.expire_if_due(_rt(ctx), event_id=event_id, user_id=user_id)
+    metrics.JOB_RUNS.labels("expire_entry", "expired" if expired else "nothing").inc()
+    return expired
+
+
+async def sweep_expired(ctx: Ctx) -> int:
+    """Cron backstop, every minute: whatever a lost deferred job missed."""
+    expired = await queue.expire_due(_rt(ctx))
+    metrics.JOB_RUNS.labels("sweep_expired", "ok").inc()
+    return expired
+
+
+async def refresh_event_status(ctx: Ctx, event_id: str) -> str:
+    """Deferred to a sale window's opening or closing: UPCOMING -> ON_SALE -> SOLD_OUT..."""
+    status = await catalog.refresh_event_status_by_id(_rt(ctx).db, event_id=event_id)
+    metrics.JOB_RUNS.labels("refresh_event_status", "ok").inc()
+    return status.value
+
+
+async def refresh_sale_statuses(ctx: Ctx) -> int:
+    """Cron backstop, every minute: every live event's stored status from its ticket types."""
+    rt = _rt(ctx)
+    changed = 0
+    for event_id in await catalog.event_ids(rt.db, statuses=[EventStatus.UPCOMING, EventStatus.ON_SALE, EventStatus.SOLD_OUT]):
+        before = await catalog.get_event(rt.db, event_id=event_id)
+        if await catalog.refresh_event_status(rt.db, event=before) is not before.status:
+            changed += 1
+    metrics.JOB_RUNS.labels("refresh_sale_statuses", "ok").inc()
+    return changed
+
+
+async def repair(ctx: Ctx) -> dict:
+    """Cron, every minute: finish or undo stale orders, recount the counters."""
+    report = await sale_repair.repair(_rt(ctx))
+    metrics.JOB_RUNS.labels("repair", "ok").inc()
+    return {"finished": report.orders_finished, "undone": report.orders_undone, "corrections": report.corrections}
