@@ -62,6 +62,14 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _alive(pid: int) -> bool:
+    try:
+        state = next(line for line in open(f"/proc/{pid}/status") if line.startswith("State"))
+    except (FileNotFoundError, StopIteration):
+        return False
+    return "Z" not in state  # a zombie has exited
+
+
 def _stop(proc: subprocess.Popen) -> str:
     proc.send_signal(signal.SIGINT)
     rest, _ = proc.communicate(timeout=30)
@@ -75,6 +83,10 @@ def test_dev_serves_with_a_printed_token_keeps_data_and_stops_everything(tmp_pat
         output = _read_until_ready(proc, port)
         token = re.search(r"Authorization: Bearer (\S+)", output).group(1)
         db_port = int(re.search(r"embedded SecantusDB on port (\d+)", output).group(1))
+        redis_port = int(re.search(r"embedded redis-server on port (\d+)", output).group(1))
+        worker_pid = int(re.search(r"arq worker started \(pid (\d+)\)", output).group(1))
+        ready = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5).read())
+        assert ready["checks"] == {"database": "ok", "redis": "ok"}
         created = _graphql(
             port,
             'mutation { createVenue(input: {name: "Hall", city: "Oslo", country: "NO", timezone: "Europe/Oslo"})'
@@ -90,6 +102,8 @@ def test_dev_serves_with_a_printed_token_keeps_data_and_stops_everything(tmp_pat
         _stop(proc)
     assert proc.returncode == 0
     assert not _port_open(port) and not _port_open(db_port), "Ctrl-C must stop the API and the database"
+    assert not _port_open(redis_port), "Ctrl-C must stop redis-server"
+    assert not _alive(worker_pid), "Ctrl-C must stop the worker"
 
     proc = _start(tmp_path / "data", port)
     try:
