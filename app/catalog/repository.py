@@ -192,9 +192,8 @@ async def mark_cancelled(db: AsyncDatabase, event_id: ObjectId) -> bool:
     return result.modified_count == 1
 
 
-async def reset_quantity_sold(db: AsyncDatabase, event_id: ObjectId) -> None:
-    """After a cancellation every ticket is cancelled, so nothing counts as sold."""
-    await db.eventTickets.update_many({"eventId": event_id}, {"$set": {"quantitySold": 0}})
+async def set_quantity_sold(db: AsyncDatabase, ticket_type_id: ObjectId, value: int) -> None:
+    await db.eventTickets.update_one({"_id": ticket_type_id}, {"$set": {"quantitySold": value}})
 
 
 async def set_counter_if_unchanged(db: AsyncDatabase, collection: str, doc_id: ObjectId, field: str, seen: int, value: int) -> bool:

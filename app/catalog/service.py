@@ -373,8 +373,13 @@ async def mark_cancelled(db: AsyncDatabase, *, actor: Viewer, event_id: str) -> 
     _require_owner(actor, event.organizer_id, "event")
     if not await repo.mark_cancelled(db, ObjectId(event.id)):
         raise fail(ErrorCode.EVENT_CANCELLED, "the event is already cancelled")
-    await repo.reset_quantity_sold(db, ObjectId(event.id))
     return await get_event(db, event_id=event.id)
+
+
+async def set_sold_counts(db: AsyncDatabase, *, counts: dict[str, int], ticket_type_ids: list[str]) -> None:
+    """After a cancellation: each type's quantitySold becomes its count of non-cancelled tickets."""
+    for ticket_type_id in ticket_type_ids:
+        await repo.set_quantity_sold(db, ObjectId(ticket_type_id), counts.get(ticket_type_id, 0))
 
 
 async def event_ids(db: AsyncDatabase, *, statuses: list[EventStatus]) -> list[str]:

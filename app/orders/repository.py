@@ -63,13 +63,17 @@ async def insert_tickets(db: AsyncDatabase, tickets: list[UserTicket]) -> list[i
     try:
         await db.userTickets.insert_many([t.to_doc() for t in tickets], ordered=False)
     except BulkWriteError as error:
-        clashes = []
+        failed = []
         for failure in error.details.get("writeErrors", []):
             if failure.get("code") != DUPLICATE_KEY:
                 raise
-            if "_id" not in (failure.get("keyPattern") or {}):
-                clashes.append(failure["index"])  # same number or code as another ticket: regenerate
-        return clashes
+            failed.append(failure["index"])
+        # A duplicate is either this very ticket, inserted by an earlier finish
+        # (servers differ in which index they name), or another ticket holding
+        # the same number or code: only the second is a clash to draw again.
+        ids = [ObjectId(tickets[i].id) for i in failed]
+        present = {str(d["_id"]) async for d in db.userTickets.find({"_id": {"$in": ids}}, projection={"_id": 1})}
+        return [i for i in failed if tickets[i].id not in present]
     return []
 
 

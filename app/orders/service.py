@@ -107,7 +107,7 @@ async def finish_order(rt: Runtime, order: Order) -> Order:
             planned[index] = planned[index].model_copy(
                 update={"ticket_number": codes.ticket_number(), "confirmation_code": codes.confirmation_code()}
             )
-        await repo.replace_planned_tickets(rt.db, order.id, [t.model_dump(by_alias=True) for t in planned])
+        await repo.replace_planned_tickets(rt.db, order.id, [t.model_dump(by_alias=True, mode="json") for t in planned])
     else:
         raise RuntimeError(f"could not draw unique ticket numbers for order {order.id}")
     completed = await repo.move(rt.db, order.id, OrderState.RESERVED, OrderState.COMPLETED, now_ms())
@@ -142,8 +142,13 @@ async def find_ticket(rt: Runtime, *, confirmation_code: str) -> UserTicket | No
 
 
 async def cancel_event_tickets(rt: Runtime, *, event_id: str) -> int:
-    """Cancellation of an event: its VALID tickets become CANCELLED."""
+    """Cancellation of an event: its VALID tickets become CANCELLED (USED ones were used)."""
     return await repo.cancel_event_tickets(rt.db, event_id)
+
+
+async def issued_by_type(rt: Runtime, *, event_id: str, excluding_orders: list[str] = ()) -> dict[str, int]:
+    """Issued, non-cancelled tickets of each ticket type of the event."""
+    return await repo.count_issued_by_type(rt.db, event_id, list(excluding_orders))
 
 
 # --- the steps ---------------------------------------------------------------------

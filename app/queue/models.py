@@ -40,3 +40,21 @@ class QueueEntry(Document):
 
     def is_live(self) -> bool:
         return self.status in LIVE
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        """How far along this entry is: later places, then later statuses, compare higher.
+
+        Change messages can arrive out of order (two requests publish at once);
+        a message whose progress is below what a client already has is stale.
+        """
+        return self.seq, _STATUS_RANK[self.status]
+
+
+_STATUS_RANK = {
+    QueueStatus.WAITING: 0,
+    QueueStatus.ADMITTED: 1,
+    QueueStatus.COMPLETED: 2,
+    QueueStatus.EXPIRED: 2,
+    QueueStatus.LEFT: 2,
+}

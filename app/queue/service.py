@@ -104,11 +104,11 @@ async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> QueueEntry
         assert winner is not None
         return winner
     await _schedule_expiry(rt, entry)
-    await _publish_entry(rt, entry)
     for admitted in await admit_waiting(rt, event_id=event.id):
         if admitted.id == entry.id:
-            entry = admitted
+            entry = admitted  # admission published it: no WAITING flash before ADMITTED
     if entry.status is QueueStatus.WAITING:
+        await _publish_entry(rt, entry)
         await _publish_queue_changed(rt, event.id)
     return entry
 

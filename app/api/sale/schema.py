@@ -150,9 +150,7 @@ class Subscription:
                         yield QueueEntry.from_model(entry, place)
                 message, newer = await _next_of(mine.get(), positions.wait_newer(version))
                 if message is not None:
-                    entry = queue_models.QueueEntry.model_validate(message["entry"])
-                    while not mine.empty():  # only the latest state of our entry matters
-                        entry = queue_models.QueueEntry.model_validate(mine.get_nowait()["entry"])
+                    entry = await _apply(rt, entry, message, event.id, user_id)
                 if newer is not None:
                     version, seqs = newer
 
@@ -173,6 +171,17 @@ class Subscription:
                     waiting_count=snap.waiting_count, active_checkouts=snap.event.active_checkouts,
                 )
                 version, snap = await feed.wait_newer(version)
+
+
+async def _apply(rt, entry, message: dict, event_id: str, user_id: str):
+    """The entry after a change message: one message per change, stale ones dropped,
+    and a fresh read after a broker reconnect (messages may have been lost)."""
+    if "entry" not in message:
+        return await queue.get_entry(rt, event_id=event_id, user_id=user_id)
+    changed = queue_models.QueueEntry.model_validate(message["entry"])
+    if entry is not None and changed.progress < entry.progress:
+        return entry
+    return changed
 
 
 async def _next_of(first, second):
