@@ -15,7 +15,7 @@ from pymongo import monitoring
 
 from app.auth import issue_token
 from app.config import Settings
-from app.embedded import EmbeddedMongo, start_mongo
+from app.embedded import EmbeddedMongo, EmbeddedRedis, start_mongo, start_redis
 from app.server import create_app
 from tests.api_client import ApiClient
 
@@ -25,6 +25,14 @@ JWT_SECRET = "test-secret-that-is-long-enough-for-hs256"
 @pytest.fixture(scope="module")
 def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedMongo]:
     server = start_mongo(tmp_path_factory.mktemp("secantus"), durable=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """A real redis-server for the module (started only by tests that ask for it)."""
+    server = start_redis(tmp_path_factory.mktemp("redis"), persist=False)
     yield server
     server.stop()
 

@@ -40,6 +40,7 @@ from app.catalog.models import (
 )
 from app.documents import parse_object_id
 from app.errors import Checker, ErrorCode, Problem, fail, not_found
+from app.runtime import Scheduler
 from app.timeutil import now_ms
 
 MAX_PAGE = 100
@@ -164,9 +165,19 @@ async def find_event(db: AsyncDatabase, *, event_id: str) -> Event | None:
 
 
 async def create_ticket_types(
-    db: AsyncDatabase, *, actor: Viewer, event_id: str, drafts: list[TicketTypeDraft], max_per_purchase: int
+    db: AsyncDatabase,
+    *,
+    actor: Viewer,
+    event_id: str,
+    drafts: list[TicketTypeDraft],
+    max_per_purchase: int,
+    scheduler: Scheduler | None = None,
 ) -> list[EventTicket]:
-    """Add ticket types to the caller's event: all of them or none; one per kind."""
+    """Add ticket types to the caller's event: all of them or none; one per kind.
+
+    With a scheduler, the event's stored status is refreshed when each sale
+    window opens and closes.
+    """
     require_role(actor, "organizer")
     event = await get_event(db, event_id=event_id, field="input.eventId")
     _require_owner(actor, event.organizer_id, "event")
@@ -204,6 +215,10 @@ async def create_ticket_types(
         # Another request added one of these kinds between our check and our write.
         raise fail(ErrorCode.DUPLICATE_TICKET_TYPE, "the event already has one of these ticket types") from None
     await refresh_event_status(db, event=event)
+    if scheduler is not None:
+        for instant in sorted({t.sale_starts_at_utc for t in tickets} | {t.sale_ends_at_utc for t in tickets}):
+            if instant > now:
+                await scheduler.refresh_status_at(event_id=event.id, at_ms=instant)
     return tickets
 
 

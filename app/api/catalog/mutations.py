@@ -54,6 +54,7 @@ class CatalogMutation:
                 event_id=str(input.event_id),
                 drafts=[t.to_draft() for t in input.ticket_types],
                 max_per_purchase=ctx.settings.max_tickets_per_purchase,
+                scheduler=ctx.runtime.scheduler,
             )
         except DomainError as error:
             return CreateTicketsPayload(errors=user_errors(error))
