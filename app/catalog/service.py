@@ -7,6 +7,7 @@ completely before writing anything, and raise `DomainError` on refusal.
 from __future__ import annotations
 
 import base64
+import logging
 import binascii
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,8 @@ from app.documents import parse_object_id
 from app.errors import Checker, ErrorCode, Problem, fail, not_found
 from app.runtime import Scheduler
 from app.timeutil import now_ms
+
+log = logging.getLogger("app.catalog")
 
 MAX_PAGE = 100
 MAX_SEARCH_LIMIT = 100
@@ -216,10 +219,17 @@ async def create_ticket_types(
         raise fail(ErrorCode.DUPLICATE_TICKET_TYPE, "the event already has one of these ticket types") from None
     await refresh_event_status(db, event=event)
     if scheduler is not None:
-        for instant in sorted({t.sale_starts_at_utc for t in tickets} | {t.sale_ends_at_utc for t in tickets}):
-            if instant > now:
-                await scheduler.refresh_status_at(event_id=event.id, at_ms=instant)
+        await _schedule_status_refreshes(scheduler, event.id, tickets, now)
     return tickets
+
+
+async def _schedule_status_refreshes(scheduler: Scheduler, event_id: str, tickets: list[EventTicket], now: int) -> None:
+    instants = sorted({t.sale_starts_at_utc for t in tickets} | {t.sale_ends_at_utc for t in tickets})
+    try:
+        for instant in (i for i in instants if i > now):
+            await scheduler.refresh_status_at(event_id=event_id, at_ms=instant)
+    except Exception:  # noqa: BLE001 - the status is derived on read, and a cron job refreshes it
+        log.warning("could not schedule the status refreshes of event %s", event_id, exc_info=True)
 
 
 def _duplicate_type(kind: Any, field: str) -> Problem:
