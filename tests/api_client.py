@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient

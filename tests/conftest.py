@@ -89,6 +89,18 @@ async def api(aiohttp_client, settings: Settings, command_counter: CommandCounte
     yield ApiClient(client, app)
 
 
+@pytest.fixture
+def make_api(aiohttp_client, mongo_uri: str):
+    """Build another app on the test's database with custom settings: `await make_api(checkout_limit=1)`."""
+
+    async def build(*, sweep: bool = False, **overrides) -> ApiClient:
+        settings = Settings(mongodb_uri=mongo_uri, jwt_secret=JWT_SECRET, _env_file=None, **overrides)
+        app = create_app(settings, sweep=sweep)
+        return ApiClient(await aiohttp_client(app), app)
+
+    return build
+
+
 def make_token(user: str, *roles: str, ttl: int = 3600, secret: str = JWT_SECRET) -> str:
     return issue_token(secret, user, list(roles), ttl)
 

@@ -15,10 +15,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from bson import ObjectId
 
-from app.config import Settings
-from app.server import create_app
 from tests.api_client import ApiClient
-from tests.conftest import JWT_SECRET, make_token
+from tests.conftest import make_token
 from tests.factories import create_event, create_tickets, iso, on_sale_event, ticket_type_input
 
 STAFF = make_token("gate-1", "staff")
@@ -26,18 +24,6 @@ STAFF_2 = make_token("gate-2", "staff")
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def make_api(aiohttp_client, mongo_uri):
-    """Build the app with custom settings (one per test: they share the test's database)."""
-
-    async def build(**overrides) -> ApiClient:
-        settings = Settings(mongodb_uri=mongo_uri, jwt_secret=JWT_SECRET, _env_file=None, **overrides)
-        app = create_app(settings, sweep=False)
-        return ApiClient(await aiohttp_client(app), app)
-
-    return build
 
 
 def codes(payload: dict) -> list[str]:

@@ -17,35 +17,20 @@ import pytest
 from bson import ObjectId
 
 from app.catalog import service as catalog
-from app.config import Settings
 from app.orders import codes as ticket_codes
 from app.orders import repository as order_repo
 from app.orders import service as orders_service
 from app.orders.models import Order, OrderItem, OrderState, PlannedTicket
-from app.sale import repair as repair_mod
 from app.sale.repair import repair, repair_counters, repair_orders
-from app.server import create_app
 from app.timeutil import now_ms
 from tests.api_client import ApiClient
-from tests.conftest import JWT_SECRET, make_token
+from tests.conftest import make_token
 from tests.factories import on_sale_event, ticket_type_input
 
 SETTLE = 0.1
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def make_api(aiohttp_client, mongo_uri):
-    """Build the app with custom settings (one per test: they share the test's database)."""
-
-    async def build(**overrides) -> ApiClient:
-        settings = Settings(mongodb_uri=mongo_uri, jwt_secret=JWT_SECRET, _env_file=None, **overrides)
-        app = create_app(settings, sweep=False)
-        return ApiClient(await aiohttp_client(app), app)
-
-    return build
 
 
 @pytest.fixture(autouse=True)
