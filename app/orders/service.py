@@ -65,7 +65,15 @@ async def purchase_tickets(
     event = await catalog.get_event(rt.db, event_id=event_id, field="input.eventId")
     if event.status is EventStatus.CANCELLED:
         raise fail(ErrorCode.EVENT_CANCELLED, "the event is cancelled")
-    session = await _open_session(rt, event.id, user_id)
+    try:
+        session = await _open_session(rt, event.id, user_id)
+    except DomainError:
+        # A twin request with this key may have completed the order, and with it
+        # the session, since we looked: then its answer is ours (invariant 5).
+        twin = await repo.get_by_key(rt.db, user_id, key)
+        if twin is None:
+            raise
+        return await _replay(rt, twin, request_hash)
     types = await catalog.ticket_types_by_id(rt.db, ids=[i.ticket_type_id for i in items])
     now = now_ms()
     order_items = _check_items(rt, items, types, event.id, now)

@@ -7,6 +7,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from app.queue.models import QueueEntry, QueueStatus
 
@@ -96,6 +97,25 @@ async def live_entries(db: AsyncDatabase, event_id: str) -> list[QueueEntry]:
 
 async def count(db: AsyncDatabase, event_id: str, status: QueueStatus) -> int:
     return await db.eventQueue.count_documents({"eventId": ObjectId(event_id), "status": status.value})
+
+
+async def take_admission_lease(db: AsyncDatabase, event_id: str, owner: str, now: int, until: int) -> bool:
+    """Become the event's only admitter until `until`, unless someone else holds an unexpired lease."""
+    try:
+        await db.admissionLeases.update_one(
+            {"_id": ObjectId(event_id), "until": {"$lte": now}}, {"$set": {"until": until, "owner": owner}}, upsert=True
+        )
+    except DuplicateKeyError:
+        return False  # held: the filter missed, and the upsert met the existing lease
+    return True
+
+
+async def give_back_admission_lease(db: AsyncDatabase, event_id: str, owner: str) -> None:
+    await db.admissionLeases.update_one({"_id": ObjectId(event_id), "owner": owner}, {"$set": {"until": 0}})
+
+
+async def events_with_waiting(db: AsyncDatabase) -> list[str]:
+    return [str(e) for e in await db.eventQueue.distinct("eventId", {"status": QueueStatus.WAITING.value})]
 
 
 async def any_admissible(db: AsyncDatabase, event_id: str, now: int) -> bool:

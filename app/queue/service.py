@@ -10,7 +10,6 @@ order. Expiry is enforced whenever an entry is read for a decision, and by
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from bson import ObjectId
@@ -32,6 +31,8 @@ from app.timeutil import from_ms, now_ms
 log = logging.getLogger("app.queue")
 
 SWEEP_BATCH = 500
+# Longer than an admission round takes; a crashed admitter blocks admission at most this long.
+ADMISSION_LEASE_MS = 5_000
 
 
 # --- reading -------------------------------------------------------------------
@@ -142,7 +143,47 @@ async def _require_on_sale(rt: Runtime, event: Event) -> None:
 
 
 async def admit_waiting(rt: Runtime, *, event_id: str) -> list[QueueEntry]:
-    """Admit WAITING buyers, lowest seq first, while the event has free checkout slots."""
+    """Admit WAITING buyers, lowest seq first, while the event has free checkout slots.
+
+    One admitter per event at a time (a short lease): when a crowd joins at
+    once, racing admitters would all fight over the same lowest entry. A
+    caller that finds the lease held returns at once; the holder admits for
+    it. After giving the lease back, the holder looks once more, so that a
+    buyer who joined while it held the lease is not left waiting.
+    """
+    admitted: list[QueueEntry] = []
+    owner = str(ObjectId())
+    while True:
+        now = now_ms()
+        if not await repo.take_admission_lease(rt.db, event_id, owner, now, now + ADMISSION_LEASE_MS):
+            return admitted
+        try:
+            admitted += await _admit_while_slots_free(rt, event_id)
+        finally:
+            await repo.give_back_admission_lease(rt.db, event_id, owner)
+        if not await _admission_possible(rt, event_id):
+            return admitted
+
+
+async def _admission_possible(rt: Runtime, event_id: str) -> bool:
+    event = await catalog.find_event(rt.db, event_id=event_id)
+    return (
+        event is not None
+        and event.status is not EventStatus.CANCELLED
+        and event.active_checkouts < rt.settings.checkout_limit
+        and await repo.any_admissible(rt.db, event_id, now_ms())
+    )
+
+
+async def admit_where_possible(rt: Runtime) -> int:
+    """Backstop for the sweep: admit on every event with WAITING buyers (after a crashed admitter)."""
+    admitted = 0
+    for event_id in await repo.events_with_waiting(rt.db):
+        admitted += len(await admit_waiting(rt, event_id=event_id))
+    return admitted
+
+
+async def _admit_while_slots_free(rt: Runtime, event_id: str) -> list[QueueEntry]:
     admitted: list[QueueEntry] = []
     while await checkout.reserve_slot(rt, event_id=event_id):
         now = now_ms()
@@ -153,9 +194,7 @@ async def admit_waiting(rt: Runtime, *, event_id: str) -> list[QueueEntry]:
             await checkout.release_slot(rt, event_id=event_id)
             # A buyer who joined while we held the slot may have found no slot and
             # stopped: look once more now that it is free, or they would wait forever.
-            if not await repo.any_admissible(rt.db, event_id, now_ms()):
-                break
-            continue
+            break
         admitted.append(entry)
         metrics.ADMISSIONS.inc()
         await _schedule_expiry(rt, entry)
@@ -248,21 +287,24 @@ async def start_checkout(rt: Runtime, *, actor: Viewer, event_id: str) -> Checko
     for _ in range(5):
         entry = await _admitted_entry(rt, event, user_id)
         if entry.session_id:
-            session = await _wait_for_session(rt, entry.session_id)
-            if session.is_open(now_ms()):
+            session = await checkout.get_session(rt, session_id=entry.session_id)
+            if session is not None and session.is_open(now_ms()):
                 return session
             await _expire_if_due(rt, entry, now_ms())
             raise fail(ErrorCode.CHECKOUT_EXPIRED, "your checkout session has expired; join the queue again")
         now = now_ms()
-        session_id = ObjectId()
         expires_at = now + rt.settings.checkout_expiry_seconds * 1000
-        attached = await repo.attach_session(rt.db, entry.id, session_id, expires_at)
-        if attached is None:
-            continue  # a parallel request attached one, or the entry just ended: look again
+        # The session is written before the entry points at it, so whoever ends
+        # the entry (leave, expiry) always finds the session to end with it.
         session = await checkout.open_session(
-            rt, session_id=session_id, event_id=event.id, user_id=user_id, queue_entry_id=entry.id, now=now,
+            rt, session_id=ObjectId(), event_id=event.id, user_id=user_id, queue_entry_id=entry.id, now=now,
             expires_at=expires_at,
         )
+        attached = await repo.attach_session(rt.db, entry.id, ObjectId(session.id), expires_at)
+        if attached is None:
+            # A parallel request attached its own, or the entry just ended: ours never held the slot.
+            await checkout.end_session(rt, session_id=session.id, status=CheckoutStatus.EXPIRED, now=now)
+            continue
         await _schedule_expiry(rt, attached)
         await _publish_entry(rt, attached)
         return session
@@ -285,16 +327,6 @@ async def _admitted_entry(rt: Runtime, event: Event, user_id: str) -> QueueEntry
                 raise fail(ErrorCode.CHECKOUT_LIMIT_REACHED, f"all checkout slots are taken; you are number {ahead} in line")
             raise fail(ErrorCode.NOT_ADMITTED, f"not your turn yet: you are number {ahead} in line")
     return entry
-
-
-async def _wait_for_session(rt: Runtime, session_id: str) -> CheckoutSession:
-    """The session a parallel startCheckout is creating right now (a few ms away)."""
-    for _ in range(50):
-        session = await checkout.get_session(rt, session_id=session_id)
-        if session is not None:
-            return session
-        await asyncio.sleep(0.02)
-    raise fail(ErrorCode.NO_ACTIVE_CHECKOUT, "your checkout session could not be found; try again")
 
 
 # --- fan-out and scheduling ------------------------------------------------------

@@ -19,12 +19,20 @@ log = logging.getLogger("app.queue.sweep")
 SWEEP_INTERVAL_SECONDS = 0.5
 
 
+# Every this many sweeps, also admit wherever buyers wait (after an admitter crashed).
+ADMIT_EVERY = 10
+
+
 async def sweep_forever(rt: Runtime, interval: float = SWEEP_INTERVAL_SECONDS) -> None:
+    rounds = 0
     while True:
+        rounds += 1
         try:
             expired = await queue.expire_due(rt)
             if expired:
                 log.info("expired %d queue entries", expired)
+            if rounds % ADMIT_EVERY == 0:
+                await queue.admit_where_possible(rt)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - an outage must not end the loop
