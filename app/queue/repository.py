@@ -110,6 +110,12 @@ async def take_admission_lease(db: AsyncDatabase, event_id: str, owner: str, now
     return True
 
 
+async def renew_admission_lease(db: AsyncDatabase, event_id: str, owner: str, until: int) -> bool:
+    """Extend our lease; False if it expired and someone else took it."""
+    result = await db.admissionLeases.update_one({"_id": ObjectId(event_id), "owner": owner}, {"$set": {"until": until}})
+    return result.matched_count == 1
+
+
 async def give_back_admission_lease(db: AsyncDatabase, event_id: str, owner: str) -> None:
     await db.admissionLeases.update_one({"_id": ObjectId(event_id), "owner": owner}, {"$set": {"until": 0}})
 

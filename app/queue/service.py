@@ -10,6 +10,7 @@ order. Expiry is enforced whenever an entry is read for a decision, and by
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from bson import ObjectId
@@ -33,6 +34,8 @@ log = logging.getLogger("app.queue")
 SWEEP_BATCH = 500
 # Longer than an admission round takes; a crashed admitter blocks admission at most this long.
 ADMISSION_LEASE_MS = 5_000
+# Buyers one request admits itself before handing the rest to a background task.
+ADMIT_INLINE = 5
 
 
 # --- reading -------------------------------------------------------------------
@@ -105,7 +108,7 @@ async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> QueueEntry
         assert winner is not None
         return winner
     await _schedule_expiry(rt, entry)
-    for admitted in await admit_waiting(rt, event_id=event.id):
+    for admitted in await admit_waiting(rt, event_id=event.id, budget=ADMIT_INLINE):
         if admitted.id == entry.id:
             entry = admitted  # admission published it: no WAITING flash before ADMITTED
     if entry.status is QueueStatus.WAITING:
@@ -142,7 +145,7 @@ async def _require_on_sale(rt: Runtime, event: Event) -> None:
 # --- admission -----------------------------------------------------------------
 
 
-async def admit_waiting(rt: Runtime, *, event_id: str) -> list[QueueEntry]:
+async def admit_waiting(rt: Runtime, *, event_id: str, budget: int | None = None) -> list[QueueEntry]:
     """Admit WAITING buyers, lowest seq first, while the event has free checkout slots.
 
     One admitter per event at a time (a short lease): when a crowd joins at
@@ -150,6 +153,10 @@ async def admit_waiting(rt: Runtime, *, event_id: str) -> list[QueueEntry]:
     caller that finds the lease held returns at once; the holder admits for
     it. After giving the lease back, the holder looks once more, so that a
     buyer who joined while it held the lease is not left waiting.
+
+    A request admits at most ADMIT_INLINE buyers itself (its own answer must
+    not wait for a crowd) and leaves the rest to a background task;
+    `budget=None` (the background task, the jobs) admits until done.
     """
     admitted: list[QueueEntry] = []
     owner = str(ObjectId())
@@ -158,11 +165,31 @@ async def admit_waiting(rt: Runtime, *, event_id: str) -> list[QueueEntry]:
         if not await repo.take_admission_lease(rt.db, event_id, owner, now, now + ADMISSION_LEASE_MS):
             return admitted
         try:
-            admitted += await _admit_while_slots_free(rt, event_id)
+            room = None if budget is None else budget - len(admitted)
+            admitted += await _admit_while_slots_free(rt, event_id, room, owner)
         finally:
             await repo.give_back_admission_lease(rt.db, event_id, owner)
         if not await _admission_possible(rt, event_id):
             return admitted
+        if budget is not None and len(admitted) >= budget:
+            _admit_in_background(rt, event_id)
+            return admitted
+
+
+_background: set[asyncio.Task] = set()
+
+
+def _admit_in_background(rt: Runtime, event_id: str) -> None:
+    task = asyncio.create_task(_admit_rest(rt, event_id))
+    _background.add(task)  # a reference, or the task could be collected mid-way
+    task.add_done_callback(_background.discard)
+
+
+async def _admit_rest(rt: Runtime, event_id: str) -> None:
+    try:
+        await admit_waiting(rt, event_id=event_id)
+    except Exception:  # noqa: BLE001 - the sweep admits whatever this leaves
+        log.exception("background admission on %s failed", event_id)
 
 
 async def _admission_possible(rt: Runtime, event_id: str) -> bool:
@@ -183,9 +210,17 @@ async def admit_where_possible(rt: Runtime) -> int:
     return admitted
 
 
-async def _admit_while_slots_free(rt: Runtime, event_id: str) -> list[QueueEntry]:
+async def _admit_while_slots_free(rt: Runtime, event_id: str, room: int | None, owner: str) -> list[QueueEntry]:
     admitted: list[QueueEntry] = []
-    while await checkout.reserve_slot(rt, event_id=event_id):
+    renewed = now_ms()
+    while (room is None or len(admitted) < room) and await checkout.reserve_slot(rt, event_id=event_id):
+        if now_ms() - renewed > ADMISSION_LEASE_MS // 5:
+            # A long round (a crowd on a slow database) must not outlive its lease,
+            # or a second admitter would start beside it and break the seq order.
+            renewed = now_ms()
+            if not await repo.renew_admission_lease(rt.db, event_id, owner, renewed + ADMISSION_LEASE_MS):
+                await checkout.release_slot(rt, event_id=event_id)
+                break
         now = now_ms()
         entry = await repo.admit_lowest_waiting(
             rt.db, event_id, now, now + rt.settings.checkout_expiry_seconds * 1000
@@ -226,7 +261,7 @@ async def end_admission(rt: Runtime, entry: QueueEntry, to: QueueStatus, now: in
             outcome = CheckoutStatus.COMPLETED if to is QueueStatus.COMPLETED else CheckoutStatus.EXPIRED
             await checkout.end_session(rt, session_id=entry.session_id, status=outcome, now=now)
         await checkout.release_slot(rt, event_id=entry.event_id)
-        await admit_waiting(rt, event_id=entry.event_id)
+        await admit_waiting(rt, event_id=entry.event_id, budget=ADMIT_INLINE)
     await _publish_entry(rt, ended)
     await _publish_queue_changed(rt, entry.event_id)
     return ended
@@ -318,7 +353,7 @@ async def _admitted_entry(rt: Runtime, event: Event, user_id: str) -> QueueEntry
     if entry.status is QueueStatus.EXPIRED:
         raise fail(ErrorCode.CHECKOUT_EXPIRED, "your turn to check out has passed; join the queue again")
     if entry.status is QueueStatus.WAITING:
-        await admit_waiting(rt, event_id=event.id)
+        await admit_waiting(rt, event_id=event.id, budget=ADMIT_INLINE)
         entry = await repo.get(rt.db, event.id, user_id)
         if entry is None or entry.status is not QueueStatus.ADMITTED:
             ahead = await position(rt, entry) if entry else None
