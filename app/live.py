@@ -106,13 +106,13 @@ class EventFeeds:
     @asynccontextmanager
     async def positions(self, event_id: str, load: Callable[[], Awaitable[list[int]]]) -> AsyncIterator[Feed]:
         """WAITING seqs of the event, ascending, re-read at most once a second after a queue change."""
-        async with self._shared("positions", event_id, load, POSITION_INTERVAL, frozenset({"queue"})) as feed:
+        async with self._shared("positions", event_id, load, POSITION_INTERVAL, frozenset({"queue", "resync"})) as feed:
             yield feed
 
     @asynccontextmanager
     async def inventory(self, event_id: str, load: Callable[[], Awaitable[Any]]) -> AsyncIterator[Feed]:
         """The event's inventory, re-read at most five times a second after any change."""
-        async with self._shared("inventory", event_id, load, INVENTORY_INTERVAL, frozenset({"queue", "inventory"})) as feed:
+        async with self._shared("inventory", event_id, load, INVENTORY_INTERVAL, frozenset({"queue", "inventory", "resync"})) as feed:
             yield feed
 
     @asynccontextmanager

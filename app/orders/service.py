@@ -101,11 +101,15 @@ async def purchase_tickets(
         # counted (a safe undercount of what is left) until the next recount;
         # giving it back here could race that recount into an oversell.
         raise fail(ErrorCode.PURCHASE_INTERRUPTED, "the purchase took too long and was undone; nothing was issued")
-    return await finish_order(rt, reserved)
+    order, _ = await finish_order(rt, reserved)
+    return order
 
 
-async def finish_order(rt: Runtime, order: Order) -> Order:
-    """RESERVED -> COMPLETED: issue the planned tickets (idempotent) and close the checkout."""
+async def finish_order(rt: Runtime, order: Order) -> tuple[Order, bool]:
+    """RESERVED -> COMPLETED: issue the planned tickets (idempotent) and close the checkout.
+
+    Returns the order, and whether this call completed it (not a concurrent one).
+    """
     planned = list(order.tickets)
     for _ in range(5):
         clashes = await repo.insert_tickets(rt.db, [_user_ticket(order, t) for t in planned])
@@ -125,7 +129,7 @@ async def finish_order(rt: Runtime, order: Order) -> Order:
     await queue.complete_admission(rt, event_id=order.event_id, user_id=order.user_id, session_id=order.session_id)
     await catalog.refresh_event_status_by_id(rt.db, event_id=order.event_id)  # SOLD_OUT when the last went
     await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})
-    return completed or await repo.get_order(rt.db, order.id) or order
+    return (completed or await repo.get_order(rt.db, order.id) or order), completed is not None
 
 
 async def my_tickets(rt: Runtime, *, actor: Viewer, event_id: str | None) -> list[UserTicket]:

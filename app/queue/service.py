@@ -192,6 +192,50 @@ async def _admit_rest(rt: Runtime, event_id: str) -> None:
         log.exception("background admission on %s failed", event_id)
 
 
+async def recount_slots(rt: Runtime, *, event_id: str, settle_seconds: float) -> tuple[int, int] | None:
+    """Repair: set activeCheckouts to the number of ADMITTED entries; (was, now) if it changed.
+
+    Done under the admission lease, so no admission runs meanwhile (an
+    admission takes a slot before it finds a buyer, and may give it back), and
+    only if both numbers stay put for `settle_seconds` (a slot being given
+    back is between its two writes for a moment). None: nothing done.
+    """
+    owner = str(ObjectId())
+    if not await _wait_for_admission_lease(rt, event_id, owner):
+        return None  # admissions kept running: the next repair looks again
+    try:
+        event = await catalog.get_event(rt.db, event_id=event_id)
+        admitted = await repo.count(rt.db, event_id, QueueStatus.ADMITTED)
+        expected = 0 if event.status is EventStatus.CANCELLED else admitted
+        if expected == event.active_checkouts:
+            return None
+        await asyncio.sleep(settle_seconds)
+        again = await catalog.get_event(rt.db, event_id=event_id)
+        if again.active_checkouts != event.active_checkouts or await repo.count(rt.db, event_id, QueueStatus.ADMITTED) != admitted:
+            return None
+        changed = await catalog.correct_counter(
+            rt.db, collection="events", doc_id=event_id, field="activeCheckouts", seen=event.active_checkouts,
+            value=expected,
+        )
+    finally:
+        await repo.give_back_admission_lease(rt.db, event_id, owner)
+        # Buyers who joined while we held the lease (or whose slot we just freed) get in now.
+        await admit_waiting(rt, event_id=event_id)
+    return (event.active_checkouts, expected) if changed else None
+
+
+async def _wait_for_admission_lease(rt: Runtime, event_id: str, owner: str) -> bool:
+    """Take the lease, waiting out one lease's life at most (a crashed admitter's lease lapses by then)."""
+    deadline = now_ms() + ADMISSION_LEASE_MS + 1000
+    while True:
+        now = now_ms()
+        if await repo.take_admission_lease(rt.db, event_id, owner, now, now + ADMISSION_LEASE_MS):
+            return True
+        if now > deadline:
+            return False
+        await asyncio.sleep(0.1)
+
+
 async def _admission_possible(rt: Runtime, event_id: str) -> bool:
     event = await catalog.find_event(rt.db, event_id=event_id)
     return (
@@ -284,9 +328,10 @@ async def _expire_if_due(rt: Runtime, entry: QueueEntry, now: int) -> QueueEntry
 async def expire_if_due(rt: Runtime, *, event_id: str, user_id: str) -> bool:
     """The deferred expiry job: end the buyer's entry if its time has passed; True if it did."""
     entry = await repo.get(rt.db, event_id, user_id)
-    if entry is None or not entry.is_live():
+    now = now_ms()
+    if entry is None or not entry.is_live() or entry.expires_at_utc > now:
         return False
-    return (await _expire_if_due(rt, entry, now_ms())).status is QueueStatus.EXPIRED
+    return await end_admission(rt, entry, QueueStatus.EXPIRED, now) is not None
 
 
 async def expire_due(rt: Runtime, *, now: int | None = None, event_id: str | None = None) -> int:

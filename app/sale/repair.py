@@ -9,14 +9,14 @@ no write raced the recount (the counter still holds the value read first):
 - quantitySold of a type = its issued, non-cancelled tickets + the items of
   orders still in flight (PENDING/RESERVED). Counting in-flight orders as sold
   errs towards selling less, never more.
-- activeCheckouts of an event = its ADMITTED entries, taken again after a
-  short settle time, so that an admission between its two steps is not
-  mistaken for a leaked slot.
+- activeCheckouts of an event = its ADMITTED entries, recounted while holding
+  the event's admission lease (no admission runs meanwhile) and only if both
+  numbers hold still for a short settle time (a slot being given back is
+  between its two writes for a moment).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,7 +29,6 @@ from app.orders import repository as order_repo
 from app.orders import service as orders
 from app.orders.models import OrderState
 from app.queue import service as queue
-from app.queue.models import QueueStatus
 from app.runtime import Runtime
 from app.timeutil import now_ms
 
@@ -60,10 +59,11 @@ async def repair_orders(rt: Runtime, *, grace_ms: int = ORDER_GRACE_MS) -> Repai
     report = RepairReport()
     for order in await order_repo.stale_in_flight(rt.db, now_ms() - grace_ms):
         if order.state is OrderState.RESERVED:
-            await orders.finish_order(rt, order)
-            report.orders_finished += 1
-            metrics.REPAIRS.labels("order_finished").inc()
-            log.warning("repair: finished order %s", order.id)
+            _, finished_here = await orders.finish_order(rt, order)
+            if finished_here:  # a repair running beside us may have finished it
+                report.orders_finished += 1
+                metrics.REPAIRS.labels("order_finished").inc()
+                log.warning("repair: finished order %s", order.id)
         else:
             failure = {
                 "code": ErrorCode.PURCHASE_INTERRUPTED.value,
@@ -99,20 +99,12 @@ async def repair_counters(rt: Runtime, *, event_id: str, settle_seconds: float =
             corrections.append(f"quantitySold of {ticket.id}: {ticket.quantity_sold} -> {expected}")
             metrics.REPAIRS.labels("quantity_sold").inc()
 
-    seen = event.active_checkouts
-    admitted = await queue.count_status(rt, event_id=event_id, status=QueueStatus.ADMITTED)
-    expected_slots = 0 if event.status is EventStatus.CANCELLED else admitted
-    if expected_slots != seen:
-        await asyncio.sleep(settle_seconds)
-        again = await catalog.get_event(rt.db, event_id=event_id)
-        admitted_again = await queue.count_status(rt, event_id=event_id, status=QueueStatus.ADMITTED)
-        if again.active_checkouts == seen and admitted_again == admitted and await catalog.correct_counter(
-            rt.db, collection="events", doc_id=event_id, field="activeCheckouts", seen=seen, value=expected_slots,
-        ):
-            corrections.append(f"activeCheckouts of {event_id}: {seen} -> {expected_slots}")
-            metrics.REPAIRS.labels("active_checkouts").inc()
-            if expected_slots < seen:
-                await queue.admit_waiting(rt, event_id=event_id)  # the freed slots go to the next buyers
+    slots = await queue.recount_slots(rt, event_id=event_id, settle_seconds=settle_seconds)
+    if slots is not None:
+        corrections.append(f"activeCheckouts of {event_id}: {slots[0]} -> {slots[1]}")
+        metrics.REPAIRS.labels("active_checkouts").inc()
+    # Stock given back (or taken) changes the sale status: store it now, not at the next cron.
+    await catalog.refresh_event_status_by_id(rt.db, event_id=event_id)
     for line in corrections:
         log.warning("repair: %s", line)
     return corrections

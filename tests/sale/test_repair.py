@@ -214,10 +214,11 @@ async def test_finishing_an_order_a_second_time_issues_nothing_new(api, organize
     session = await checkout(api, event["id"], buyer)
     order = await stuck_order(api, event_id=event["id"], user="buyer-1", session_id=session["id"],
                               items=[(general, 2)], state=OrderState.RESERVED, key="k")
-    first = await orders_service.finish_order(rt, order)
-    assert first.state is OrderState.COMPLETED
-    second = await orders_service.finish_order(rt, order)  # the same RESERVED snapshot, read before the first finished
-    assert second.id == order.id and second.state is OrderState.COMPLETED
+    first, first_won = await orders_service.finish_order(rt, order)
+    assert first.state is OrderState.COMPLETED and first_won
+    # The same RESERVED snapshot, read before the first finished.
+    second, second_won = await orders_service.finish_order(rt, order)
+    assert second.id == order.id and second.state is OrderState.COMPLETED and not second_won
     tickets = await issued_for(api, order.id)
     assert sorted(str(t["_id"]) for t in tickets) == sorted(t.id for t in order.tickets)
     stored = Order.from_doc(await order_doc(api, order.id))
@@ -400,28 +401,33 @@ async def test_a_lost_slot_count_is_restored_so_the_limit_holds(make_api, organi
 
 
 async def test_a_counter_that_moves_during_the_recount_is_left_for_the_next_run(make_api, organizer):
-    """The recount waits `settle_seconds` and reads again: if anything moved meanwhile it corrects nothing."""
+    """The recount waits `settle_seconds` and reads again: if anything moved meanwhile it corrects nothing.
+
+    Admissions wait for the repair (it holds the admission lease); a slot given
+    back by a leaving buyer does not, and is what moves here."""
     api = await make_api(checkout_limit=3)
     rt = api.runtime
     event, _ = await on_sale_event(api, organizer)
-    await checkout(api, event["id"], make_token("first"))
+    first = make_token("first")
+    await checkout(api, event["id"], first)
+    await checkout(api, event["id"], make_token("second"))
     await api.db.events.update_one({"_id": ObjectId(event["id"])}, {"$inc": {"activeCheckouts": 1}})  # leaked
 
-    async def admission_during_settle():
+    async def leave_during_settle():
         await asyncio.sleep(0.15)
-        return await api.ok("JoinQueue", {"eventId": event["id"]}, make_token("second"))
+        return await api.ok("LeaveQueue", {"eventId": event["id"]}, first)
 
-    corrections, joined = await asyncio.gather(
-        repair_counters(rt, event_id=event["id"], settle_seconds=0.6), admission_during_settle()
+    corrections, left = await asyncio.gather(
+        repair_counters(rt, event_id=event["id"], settle_seconds=0.6), leave_during_settle()
     )
-    assert joined["entry"]["status"] == "ADMITTED"
+    assert left["entry"]["status"] == "LEFT"
     assert corrections == []
-    assert await slot_counts(api, event["id"]) == (3, 2)
+    assert await slot_counts(api, event["id"]) == (2, 1)
     # The next run, undisturbed, corrects the leak.
     assert await repair_counters(rt, event_id=event["id"], settle_seconds=SETTLE) == [
-        f"activeCheckouts of {event['id']}: 3 -> 2"
+        f"activeCheckouts of {event['id']}: 2 -> 1"
     ]
-    assert await slot_counts(api, event["id"]) == (2, 2)
+    assert await slot_counts(api, event["id"]) == (1, 1)
 
 
 # --- (d) quantitySold too high or too low ---------------------------------------------------------------------
