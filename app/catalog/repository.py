@@ -149,18 +149,30 @@ async def next_queue_seq(db: AsyncDatabase, event_id: ObjectId) -> int | None:
     return doc["nextQueueSeq"] if doc else None
 
 
-async def reserve_slot(db: AsyncDatabase, event_id: ObjectId, limit: int) -> bool:
-    """Take one checkout slot if fewer than `limit` are held and the event is not cancelled."""
-    doc = await db.events.find_one_and_update(
-        {"_id": event_id, "activeCheckouts": {"$lt": limit}, "status": {"$ne": EventStatus.CANCELLED.value}},
-        {"$inc": {"activeCheckouts": 1}},
-        projection={"_id": 1},
+async def reserve_slots(db: AsyncDatabase, event_id: ObjectId, wanted: int, limit: int) -> int:
+    """Take up to `wanted` slots at once (as many as are free); how many were taken."""
+    for _ in range(3):
+        doc = await db.events.find_one({"_id": event_id}, projection={"activeCheckouts": 1, "status": 1})
+        if doc is None or doc.get("status") == EventStatus.CANCELLED.value:
+            return 0
+        n = min(wanted, limit - doc.get("activeCheckouts", 0))
+        if n <= 0:
+            return 0
+        # Guarded: taken only if the count still leaves room for all n (else read again).
+        taken = await db.events.find_one_and_update(
+            {"_id": event_id, "activeCheckouts": {"$lte": limit - n}, "status": {"$ne": EventStatus.CANCELLED.value}},
+            {"$inc": {"activeCheckouts": n}},
+            projection={"_id": 1},
+        )
+        if taken is not None:
+            return n
+    return 0
+
+
+async def release_slot(db: AsyncDatabase, event_id: ObjectId, count: int = 1) -> None:
+    await db.events.update_one(
+        {"_id": event_id, "activeCheckouts": {"$gte": count}}, {"$inc": {"activeCheckouts": -count}}
     )
-    return doc is not None
-
-
-async def release_slot(db: AsyncDatabase, event_id: ObjectId) -> None:
-    await db.events.update_one({"_id": event_id, "activeCheckouts": {"$gt": 0}}, {"$inc": {"activeCheckouts": -1}})
 
 
 async def reserve_inventory(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int) -> bool:

@@ -360,13 +360,13 @@ async def next_queue_seq(db: AsyncDatabase, *, event_id: str) -> int:
     return seq
 
 
-async def reserve_slot(db: AsyncDatabase, *, event_id: str, limit: int) -> bool:
-    """Take a checkout slot of the event (guarded by CHECKOUT_LIMIT)."""
-    return await repo.reserve_slot(db, ObjectId(event_id), limit)
+async def reserve_slots(db: AsyncDatabase, *, event_id: str, wanted: int, limit: int) -> int:
+    """Take up to `wanted` checkout slots at once (guarded by CHECKOUT_LIMIT); how many were taken."""
+    return await repo.reserve_slots(db, ObjectId(event_id), wanted, limit)
 
 
-async def release_slot(db: AsyncDatabase, *, event_id: str) -> None:
-    await repo.release_slot(db, ObjectId(event_id))
+async def release_slot(db: AsyncDatabase, *, event_id: str, count: int = 1) -> None:
+    await repo.release_slot(db, ObjectId(event_id), count)
 
 
 async def reserve_inventory(db: AsyncDatabase, *, ticket_type_id: str, quantity: int) -> bool:

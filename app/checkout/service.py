@@ -15,13 +15,13 @@ from app.checkout.models import CheckoutSession, CheckoutStatus
 from app.runtime import Runtime
 
 
-async def reserve_slot(rt: Runtime, *, event_id: str) -> bool:
-    """Take one of the event's CHECKOUT_LIMIT slots, if one is free."""
-    return await catalog.reserve_slot(rt.db, event_id=event_id, limit=rt.settings.checkout_limit)
+async def reserve_slots(rt: Runtime, *, event_id: str, wanted: int) -> int:
+    """Take up to `wanted` free slots at once; how many were taken."""
+    return await catalog.reserve_slots(rt.db, event_id=event_id, wanted=wanted, limit=rt.settings.checkout_limit)
 
 
-async def release_slot(rt: Runtime, *, event_id: str) -> None:
-    await catalog.release_slot(rt.db, event_id=event_id)
+async def release_slot(rt: Runtime, *, event_id: str, count: int = 1) -> None:
+    await catalog.release_slot(rt.db, event_id=event_id, count=count)
 
 
 async def open_session(

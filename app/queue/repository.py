@@ -43,15 +43,25 @@ async def restart(db: AsyncDatabase, old: QueueEntry, fresh: dict[str, Any]) -> 
     return QueueEntry.from_doc(doc) if doc else None
 
 
-async def admit_lowest_waiting(db: AsyncDatabase, event_id: str, now: int, expires_at: int) -> QueueEntry | None:
-    """ADMIT the WAITING, unexpired entry with the lowest seq, if there is one."""
-    doc = await db.eventQueue.find_one_and_update(
+async def lowest_admissible(db: AsyncDatabase, event_id: str, now: int, count: int) -> list[str]:
+    """Ids of the `count` WAITING, unexpired entries with the lowest seqs, in seq order."""
+    cursor = db.eventQueue.find(
         {"eventId": ObjectId(event_id), "status": QueueStatus.WAITING.value, "expiresAtUtc": {"$gt": now}},
+        projection={"_id": 1},
+    ).sort([("seq", ASCENDING)]).limit(count)
+    return [str(d["_id"]) async for d in cursor]
+
+
+async def admit(db: AsyncDatabase, entry_ids: list[str], now: int, expires_at: int) -> list[QueueEntry]:
+    """ADMIT those of `entry_ids` still WAITING and unexpired, in one write; the ones admitted."""
+    ids = [ObjectId(i) for i in entry_ids]
+    await db.eventQueue.update_many(
+        {"_id": {"$in": ids}, "status": QueueStatus.WAITING.value, "expiresAtUtc": {"$gt": now}},
         {"$set": {"status": QueueStatus.ADMITTED.value, "admittedAtUtc": now, "expiresAtUtc": expires_at}},
-        sort=[("seq", ASCENDING)],
-        return_document=ReturnDocument.AFTER,
     )
-    return QueueEntry.from_doc(doc) if doc else None
+    # Only the holder of the admission lease admits, so this instant marks our batch.
+    cursor = db.eventQueue.find({"_id": {"$in": ids}, "status": QueueStatus.ADMITTED.value, "admittedAtUtc": now})
+    return sorted([QueueEntry.from_doc(d) async for d in cursor], key=lambda e: e.seq)
 
 
 async def transition(
@@ -101,6 +111,9 @@ async def count(db: AsyncDatabase, event_id: str, status: QueueStatus) -> int:
 
 async def take_admission_lease(db: AsyncDatabase, event_id: str, owner: str, now: int, until: int) -> bool:
     """Become the event's only admitter until `until`, unless someone else holds an unexpired lease."""
+    held = await db.admissionLeases.find_one({"_id": ObjectId(event_id), "until": {"$gt": now}}, projection={"_id": 1})
+    if held is not None:
+        return False  # a read, not a failing write: a crowd of joins must not pile onto one document
     try:
         await db.admissionLeases.update_one(
             {"_id": ObjectId(event_id), "until": {"$lte": now}}, {"$set": {"until": until, "owner": owner}}, upsert=True

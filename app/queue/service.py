@@ -36,6 +36,8 @@ SWEEP_BATCH = 500
 ADMISSION_LEASE_MS = 5_000
 # Buyers one request admits itself before handing the rest to a background task.
 ADMIT_INLINE = 5
+# Buyers admitted per database round (one slot increment, one update).
+ADMIT_BATCH = 50
 
 
 # --- reading -------------------------------------------------------------------
@@ -255,29 +257,37 @@ async def admit_where_possible(rt: Runtime) -> int:
 
 
 async def _admit_while_slots_free(rt: Runtime, event_id: str, room: int | None, owner: str) -> list[QueueEntry]:
+    """Admit in batches: the lowest WAITING seqs, as many as there are free slots.
+
+    Each batch is three round trips whatever its size (find the lowest seqs,
+    take that many slots with one guarded increment, admit them with one
+    update), so a crowd is let in at the database's pace, not one by one.
+    """
     admitted: list[QueueEntry] = []
     renewed = now_ms()
-    while (room is None or len(admitted) < room) and await checkout.reserve_slot(rt, event_id=event_id):
+    while room is None or len(admitted) < room:
+        wanted = ADMIT_BATCH if room is None else min(ADMIT_BATCH, room - len(admitted))
+        candidates = await repo.lowest_admissible(rt.db, event_id, now_ms(), wanted)
+        if not candidates:
+            break
+        taken = await checkout.reserve_slots(rt, event_id=event_id, wanted=len(candidates))
+        if taken == 0:
+            break
+        now = now_ms()
+        batch = await repo.admit(rt.db, candidates[:taken], now, now + rt.settings.checkout_expiry_seconds * 1000)
+        if len(batch) < taken:  # some left or expired since we looked: their slots go back
+            await checkout.release_slot(rt, event_id=event_id, count=taken - len(batch))
+        for entry in batch:
+            metrics.ADMISSIONS.inc()
+            await _schedule_expiry(rt, entry)
+            await _publish_entry(rt, entry)
+        admitted += batch
         if now_ms() - renewed > ADMISSION_LEASE_MS // 5:
             # A long round (a crowd on a slow database) must not outlive its lease,
             # or a second admitter would start beside it and break the seq order.
             renewed = now_ms()
             if not await repo.renew_admission_lease(rt.db, event_id, owner, renewed + ADMISSION_LEASE_MS):
-                await checkout.release_slot(rt, event_id=event_id)
                 break
-        now = now_ms()
-        entry = await repo.admit_lowest_waiting(
-            rt.db, event_id, now, now + rt.settings.checkout_expiry_seconds * 1000
-        )
-        if entry is None:
-            await checkout.release_slot(rt, event_id=event_id)
-            # A buyer who joined while we held the slot may have found no slot and
-            # stopped: look once more now that it is free, or they would wait forever.
-            break
-        admitted.append(entry)
-        metrics.ADMISSIONS.inc()
-        await _schedule_expiry(rt, entry)
-        await _publish_entry(rt, entry)
     if admitted:
         log.debug("admitted %d on %s", len(admitted), event_id)
         await _publish_queue_changed(rt, event_id)
