@@ -32,6 +32,7 @@ async def sweep_expired(ctx: Ctx) -> int:
     """Cron backstop, every minute: whatever a lost deferred job missed."""
     expired = await queue.expire_due(_rt(ctx))
     await queue.admit_where_possible(_rt(ctx))  # after a crashed admitter, nobody else would
+    await queue.sample_queue_lengths(_rt(ctx))
     metrics.JOB_RUNS.labels("sweep_expired", "ok").inc()
     return expired
 

@@ -137,6 +137,11 @@ async def events_with_waiting(db: AsyncDatabase) -> list[str]:
     return [str(e) for e in await db.eventQueue.distinct("eventId", {"status": QueueStatus.WAITING.value})]
 
 
+async def count_all(db: AsyncDatabase, status: QueueStatus) -> int:
+    """Entries in `status` across every event (for the queue-length gauges; a minute apart)."""
+    return await db.eventQueue.count_documents({"status": status.value})
+
+
 async def any_admissible(db: AsyncDatabase, event_id: str, now: int) -> bool:
     """Is anyone WAITING whose place has not expired (who could be admitted now)?"""
     doc = await db.eventQueue.find_one(

@@ -248,6 +248,12 @@ async def _admission_possible(rt: Runtime, event_id: str) -> bool:
     )
 
 
+async def sample_queue_lengths(rt: Runtime) -> None:
+    """Set the WAITING / ADMITTED gauges of /metrics from the database."""
+    metrics.QUEUE_WAITING.set(await repo.count_all(rt.db, QueueStatus.WAITING))
+    metrics.QUEUE_ADMITTED.set(await repo.count_all(rt.db, QueueStatus.ADMITTED))
+
+
 async def admit_where_possible(rt: Runtime) -> int:
     """Backstop for the sweep: admit on every event with WAITING buyers (after a crashed admitter)."""
     admitted = 0

@@ -33,6 +33,7 @@ async def sweep_forever(rt: Runtime, interval: float = SWEEP_INTERVAL_SECONDS) -
                 log.info("expired %d queue entries", expired)
             if rounds % ADMIT_EVERY == 0:
                 await queue.admit_where_possible(rt)
+                await queue.sample_queue_lengths(rt)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - an outage must not end the loop
