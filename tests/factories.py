@@ -5,6 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bson import ObjectId
+
+from app.catalog import service as catalog
+from app.orders import codes as ticket_codes
+from app.orders import service as orders_service
+from app.orders.models import Order, OrderItem, OrderState, PlannedTicket
+from app.timeutil import now_ms
 from tests.api_client import ApiClient
 
 
@@ -58,3 +65,42 @@ async def on_sale_event(api: ApiClient, token: str, *types: dict) -> tuple[dict,
     event = await create_event(api, token)
     tickets = await create_tickets(api, token, event["id"], *(types or (ticket_type_input(),)))
     return event, tickets
+
+
+async def stuck_order(
+    db, *, event_id: str, user: str, session_id: str, items: list[tuple[dict, int]], state: OrderState,
+    key: str, take_stock: bool = True, age_ms: int = 60_000,
+) -> Order:
+    """Write what a purchase that crashed after its PENDING (or RESERVED) step leaves behind.
+
+    The document is built with the order model and the ticket code generators the
+    purchase itself uses, and the stock is taken with the same guarded counter.
+    """
+    order_items = [
+        OrderItem(ticketTypeId=t["id"], type=t["type"], quantity=q, unitPriceCents=t["priceCents"]) for t, q in items
+    ]
+    planned = [
+        PlannedTicket(
+            id=str(ObjectId()), ticketTypeId=item.ticket_type_id, type=item.type,
+            ticketNumber=ticket_codes.ticket_number(), confirmationCode=ticket_codes.confirmation_code(),
+        )
+        for item in order_items
+        for _ in range(item.quantity)
+    ]
+    stamp = now_ms() - age_ms
+    order = Order.model_validate({
+        "_id": str(ObjectId()), "eventId": event_id, "userId": user, "sessionId": session_id,
+        "idempotencyKey": key,
+        "requestHash": orders_service._request_hash(
+            event_id, [orders_service.PurchaseItem(t["id"], q) for t, q in items]
+        ),
+        "items": [i.model_dump(by_alias=True) for i in order_items],
+        "tickets": [p.model_dump(by_alias=True) for p in planned],
+        "state": state, "totalCents": sum(i.quantity * i.unit_price_cents for i in order_items),
+        "currency": items[0][0]["currency"], "createdAtUtc": stamp, "updatedAtUtc": stamp,
+    })
+    await db.orders.insert_one(order.to_doc())
+    if take_stock:
+        for item in order_items:
+            assert await catalog.reserve_inventory(db, ticket_type_id=item.ticket_type_id, quantity=item.quantity)
+    return order

@@ -16,16 +16,13 @@ import logging
 import pytest
 from bson import ObjectId
 
-from app.catalog import service as catalog
-from app.orders import codes as ticket_codes
 from app.orders import repository as order_repo
 from app.orders import service as orders_service
-from app.orders.models import Order, OrderItem, OrderState, PlannedTicket
+from app.orders.models import Order, OrderState
 from app.sale.repair import repair, repair_counters, repair_orders
-from app.timeutil import now_ms
 from tests.api_client import ApiClient
 from tests.conftest import make_token
-from tests.factories import on_sale_event, ticket_type_input
+from tests.factories import stuck_order, on_sale_event, ticket_type_input
 
 SETTLE = 0.1
 
@@ -79,45 +76,6 @@ async def slot_counts(api: ApiClient, event_id: str) -> tuple[int, int]:
     return event["activeCheckouts"], admitted
 
 
-async def stuck_order(
-    api: ApiClient, *, event_id: str, user: str, session_id: str, items: list[tuple[dict, int]], state: OrderState,
-    key: str, take_stock: bool = True, age_ms: int = 60_000,
-) -> Order:
-    """Write what a purchase that crashed after its PENDING (or RESERVED) step leaves behind.
-
-    The document is built with the order model and the ticket code generators the
-    purchase itself uses, and the stock is taken with the same guarded counter.
-    """
-    order_items = [
-        OrderItem(ticketTypeId=t["id"], type=t["type"], quantity=q, unitPriceCents=t["priceCents"]) for t, q in items
-    ]
-    planned = [
-        PlannedTicket(
-            id=str(ObjectId()), ticketTypeId=item.ticket_type_id, type=item.type,
-            ticketNumber=ticket_codes.ticket_number(), confirmationCode=ticket_codes.confirmation_code(),
-        )
-        for item in order_items
-        for _ in range(item.quantity)
-    ]
-    stamp = now_ms() - age_ms
-    order = Order.model_validate({
-        "_id": str(ObjectId()), "eventId": event_id, "userId": user, "sessionId": session_id,
-        "idempotencyKey": key,
-        "requestHash": orders_service._request_hash(
-            event_id, [orders_service.PurchaseItem(t["id"], q) for t, q in items]
-        ),
-        "items": [i.model_dump(by_alias=True) for i in order_items],
-        "tickets": [p.model_dump(by_alias=True) for p in planned],
-        "state": state, "totalCents": sum(i.quantity * i.unit_price_cents for i in order_items),
-        "currency": items[0][0]["currency"], "createdAtUtc": stamp, "updatedAtUtc": stamp,
-    })
-    await api.db.orders.insert_one(order.to_doc())
-    if take_stock:
-        for item in order_items:
-            assert await catalog.reserve_inventory(api.db, ticket_type_id=item.ticket_type_id, quantity=item.quantity)
-    return order
-
-
 async def snapshot(api: ApiClient) -> dict[str, list[dict]]:
     names = ("events", "eventTickets", "eventQueue", "checkoutSessions", "orders", "userTickets")
     return {n: [d async for d in api.db[n].find({}).sort("_id", 1)] for n in names}
@@ -134,7 +92,7 @@ async def test_a_reserved_order_is_finished_once(make_api, organizer):
     session = await checkout(api, event["id"], buyer)
     assert (await api.ok("JoinQueue", {"eventId": event["id"]}, next_buyer))["entry"]["status"] == "WAITING"
     items = [(general, 2), (vip, 1)]
-    order = await stuck_order(api, event_id=event["id"], user="buyer-1", session_id=session["id"], items=items,
+    order = await stuck_order(api.db, event_id=event["id"], user="buyer-1", session_id=session["id"], items=items,
                               state=OrderState.RESERVED, key="crashed")
     assert await sold(api, general["id"]) == 2 and await issued_for(api, order.id) == []
 
@@ -176,7 +134,7 @@ async def test_two_repairs_at_once_issue_the_tickets_once(api, organizer):
     for i in range(3):
         token = make_token(f"buyer-{i}")
         session = await checkout(api, event["id"], token)
-        stuck.append(await stuck_order(api, event_id=event["id"], user=f"buyer-{i}", session_id=session["id"],
+        stuck.append(await stuck_order(api.db, event_id=event["id"], user=f"buyer-{i}", session_id=session["id"],
                                        items=[(general, 4)], state=OrderState.RESERVED, key=f"k{i}"))
     reports = await asyncio.gather(
         *(repair(rt, grace_ms=0, settle_seconds=SETTLE) for _ in range(2)), return_exceptions=True
@@ -212,7 +170,7 @@ async def test_finishing_an_order_a_second_time_issues_nothing_new(api, organize
     rt = api.runtime
     event, (general,) = await on_sale_event(api, organizer)
     session = await checkout(api, event["id"], buyer)
-    order = await stuck_order(api, event_id=event["id"], user="buyer-1", session_id=session["id"],
+    order = await stuck_order(api.db, event_id=event["id"], user="buyer-1", session_id=session["id"],
                               items=[(general, 2)], state=OrderState.RESERVED, key="k")
     first, first_won = await orders_service.finish_order(rt, order)
     assert first.state is OrderState.COMPLETED and first_won
@@ -237,7 +195,7 @@ async def test_a_planned_ticket_that_clashes_with_an_issued_one_is_drawn_again(a
     await checkout(api, event["id"], earlier)
     existing = (await buy(api, earlier, event["id"], [(general["id"], 1)], key="k"))["tickets"][0]
     session = await checkout(api, event["id"], buyer)
-    order = await stuck_order(api, event_id=event["id"], user="buyer-1", session_id=session["id"],
+    order = await stuck_order(api.db, event_id=event["id"], user="buyer-1", session_id=session["id"],
                               items=[(general, 2)], state=OrderState.RESERVED, key="k")
     await api.db.orders.update_one({"_id": ObjectId(order.id)}, {"$set": {f"tickets.0.{clashing}": existing[clashing]}})
 
@@ -297,7 +255,7 @@ async def test_a_pending_order_is_undone_and_stock_recounted(api, organizer, too
     await checkout(api, event["id"], earlier)
     await buy(api, earlier, event["id"], [(general["id"], 3)], key="fine")
     session = await checkout(api, event["id"], buyer)
-    order = await stuck_order(api, event_id=event["id"], user="buyer-1", session_id=session["id"],
+    order = await stuck_order(api.db, event_id=event["id"], user="buyer-1", session_id=session["id"],
                               items=[(general, 2)], state=OrderState.PENDING, key="crashed", take_stock=took_stock)
     assert await sold(api, general["id"]) == (5 if took_stock else 3)
 
@@ -535,7 +493,7 @@ async def test_an_in_flight_order_is_counted_as_sold_not_corrected_away(api, org
     rt = api.runtime
     event, (general,) = await on_sale_event(api, organizer)
     session = await checkout(api, event["id"], buyer)
-    order = await stuck_order(api, event_id=event["id"], user="buyer-1", session_id=session["id"],
+    order = await stuck_order(api.db, event_id=event["id"], user="buyer-1", session_id=session["id"],
                               items=[(general, 2)], state=OrderState.PENDING, key="running", age_ms=0)
     report = await repair(rt, settle_seconds=SETTLE)  # the default grace: the order is not stale
     assert (report.orders_finished, report.orders_undone, report.corrections) == (0, 0, [])

@@ -28,15 +28,12 @@ from arq.worker import Worker
 from bson import ObjectId
 from prometheus_client import REGISTRY
 
-from app.catalog import service as catalog
 from app.config import Settings
 from app.embedded import _die_with_parent, free_port
-from app.orders import codes as ticket_codes
-from app.orders import service as orders_service
-from app.orders.models import Order, OrderItem, OrderState, PlannedTicket
 from app.timeutil import now_ms
 from tests.api_client import document
 from tests.conftest import JWT_SECRET
+from tests.factories import stuck_order  # noqa: F401 - re-exported for the job tests
 from workers.settings import worker_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -250,39 +247,6 @@ async def invariant_violations(db, event_id: str, checkout_limit: int) -> list[s
         if dupes:
             problems.append(f"duplicate {key}: {dupes}")
     return problems
-
-
-async def stuck_order(
-    db, *, event_id: str, user: str, session_id: str, items: list[tuple[dict, int]], state: OrderState,
-    key: str, age_ms: int = 60_000,
-) -> Order:
-    """What a purchase process killed after its PENDING (or RESERVED) step leaves behind:
-    the order as the purchase writes it, with its stock taken by the same guarded counter."""
-    order_items = [
-        OrderItem(ticketTypeId=t["id"], type=t["type"], quantity=q, unitPriceCents=t["priceCents"]) for t, q in items
-    ]
-    planned = [
-        PlannedTicket(
-            id=str(ObjectId()), ticketTypeId=item.ticket_type_id, type=item.type,
-            ticketNumber=ticket_codes.ticket_number(), confirmationCode=ticket_codes.confirmation_code(),
-        )
-        for item in order_items
-        for _ in range(item.quantity)
-    ]
-    stamp = now_ms() - age_ms
-    order = Order.model_validate({
-        "_id": str(ObjectId()), "eventId": event_id, "userId": user, "sessionId": session_id,
-        "idempotencyKey": key,
-        "requestHash": orders_service._request_hash(event_id, [orders_service.PurchaseItem(t["id"], q) for t, q in items]),
-        "items": [i.model_dump(by_alias=True) for i in order_items],
-        "tickets": [p.model_dump(by_alias=True) for p in planned],
-        "state": state, "totalCents": sum(i.quantity * i.unit_price_cents for i in order_items),
-        "currency": items[0][0]["currency"], "createdAtUtc": stamp, "updatedAtUtc": stamp,
-    })
-    await db.orders.insert_one(order.to_doc())
-    for item in order_items:
-        assert await catalog.reserve_inventory(db, ticket_type_id=item.ticket_type_id, quantity=item.quantity)
-    return order
 
 
 # --- buyers through an ApiClient-like object ------------------------------------------------
