@@ -21,6 +21,7 @@ from app.api.view import GRAPHIQL_STATIC_ROUTE, TicketingGraphQLView, graphiql_s
 from app.config import Settings
 from app.live import EventFeeds
 from app.pubsub import Broker, InProcessBroker, RedisBroker
+from app.queue.service import stop_background_admissions
 from app.queue.sweep import sweep_forever
 from app.runtime import NoScheduler, Runtime, Scheduler
 from workers.scheduler import ArqScheduler, connect_scheduler
@@ -85,6 +86,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[RUNTIME] = Runtime(db=app[DB], settings=settings, broker=app[BROKER], scheduler=scheduler)
     app[FEEDS] = EventFeeds(app[BROKER])
     yield
+    await stop_background_admissions()
     await app[FEEDS].close()
     await app[BROKER].close()
     if isinstance(scheduler, ArqScheduler):

@@ -187,6 +187,14 @@ def _admit_in_background(rt: Runtime, event_id: str) -> None:
     task.add_done_callback(_background.discard)
 
 
+async def stop_background_admissions() -> None:
+    """On shutdown: cancel admission rounds still running (the sweeps pick up what they leave)."""
+    tasks = list(_background)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def _admit_rest(rt: Runtime, event_id: str) -> None:
     try:
         await admit_waiting(rt, event_id=event_id)
