@@ -60,4 +60,4 @@ class CatalogMutation:
             return CreateTicketsPayload(errors=user_errors(error))
         ctx.ticket_types.clear_all()  # a later field of this request must see the new types
         # The service refuses cancelled events, so these types belong to a live one.
-        return CreateTicketsPayload(ticket_types=[EventTicket(model=t, event_cancelled=False) for t in tickets])
+        return CreateTicketsPayload(ticket_types=[EventTicket.from_model(t, event_cancelled=False) for t in tickets])

@@ -64,61 +64,32 @@ class VenueSnapshot:
 
 @strawberry.type
 class EventTicket:
-    model: strawberry.Private[models.EventTicket]
-    event_cancelled: strawberry.Private[bool]
+    id: strawberry.ID
+    event_id: strawberry.ID
+    type: TicketType  # type: ignore[valid-type]
+    name: str
+    price_cents: int
+    currency: str = strawberry.field(description="ISO-4217 code, e.g. USD")
+    quantity_total: int
+    quantity_sold: int
+    quantity_remaining: int
+    max_per_purchase: int
+    sale_starts_at: DateTime  # type: ignore[valid-type]
+    sale_ends_at: DateTime  # type: ignore[valid-type]
+    on_sale: bool = strawberry.field(
+        description="Now inside the sale window, event not cancelled, and quantityRemaining > 0."
+    )
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.model.id)
-
-    @strawberry.field
-    def event_id(self) -> strawberry.ID:
-        return strawberry.ID(self.model.event_id)
-
-    @strawberry.field
-    def type(self) -> TicketType:  # type: ignore[valid-type]
-        return self.model.type
-
-    @strawberry.field
-    def name(self) -> str:
-        return self.model.name
-
-    @strawberry.field
-    def price_cents(self) -> int:
-        return self.model.price_cents
-
-    @strawberry.field(description="ISO-4217 code, e.g. USD")
-    def currency(self) -> str:
-        return self.model.currency
-
-    @strawberry.field
-    def quantity_total(self) -> int:
-        return self.model.quantity_total
-
-    @strawberry.field
-    def quantity_sold(self) -> int:
-        return self.model.quantity_sold
-
-    @strawberry.field
-    def quantity_remaining(self) -> int:
-        return self.model.quantity_remaining
-
-    @strawberry.field
-    def max_per_purchase(self) -> int:
-        return self.model.max_per_purchase
-
-    @strawberry.field
-    def sale_starts_at(self) -> DateTime:  # type: ignore[valid-type]
-        return from_ms(self.model.sale_starts_at_utc)
-
-    @strawberry.field
-    def sale_ends_at(self) -> DateTime:  # type: ignore[valid-type]
-        return from_ms(self.model.sale_ends_at_utc)
-
-    @strawberry.field(description="Now inside the sale window, event not cancelled, and quantityRemaining > 0.")
-    def on_sale(self) -> bool:
-        status = models.EventStatus.CANCELLED if self.event_cancelled else models.EventStatus.ON_SALE
-        return self.model.on_sale(now_ms(), status)
+    @classmethod
+    def from_model(cls, t: models.EventTicket, *, event_cancelled: bool) -> EventTicket:
+        status = models.EventStatus.CANCELLED if event_cancelled else models.EventStatus.ON_SALE
+        return cls(
+            id=strawberry.ID(t.id), event_id=strawberry.ID(t.event_id), type=t.type, name=t.name,
+            price_cents=t.price_cents, currency=t.currency, quantity_total=t.quantity_total,
+            quantity_sold=t.quantity_sold, quantity_remaining=t.quantity_remaining,
+            max_per_purchase=t.max_per_purchase, sale_starts_at=from_ms(t.sale_starts_at_utc),
+            sale_ends_at=from_ms(t.sale_ends_at_utc), on_sale=t.on_sale(now_ms(), status),
+        )
 
 
 @strawberry.type
@@ -175,7 +146,7 @@ class Event:
     async def ticket_types(self, info: Info) -> list[EventTicket]:
         tickets = await info.context.ticket_types.load(self.model.id)
         cancelled = self.model.status is models.EventStatus.CANCELLED
-        return [EventTicket(model=t, event_cancelled=cancelled) for t in tickets]
+        return [EventTicket.from_model(t, event_cancelled=cancelled) for t in tickets]
 
     @strawberry.field
     async def tickets_remaining(self, info: Info) -> int:

@@ -52,7 +52,7 @@ class SaleQuery:
         found = await orders.my_tickets(
             info.context.runtime, actor=info.context.viewer, event_id=str(event_id) if event_id else None
         )
-        return [UserTicket(model=t) for t in found]
+        return [UserTicket.from_model(t) for t in found]
 
 
 @strawberry.type
@@ -90,7 +90,7 @@ class SaleMutation:
             )
         except DomainError as error:
             return PurchasePayload(errors=user_errors(error))
-        return PurchasePayload(order=Order(model=order))
+        return PurchasePayload(order=Order.from_model(order))
 
     @strawberry.mutation(
         description="M6: needs the viewer's ADMITTED queue entry; at most CHECKOUT_LIMIT sessions per event hold "
@@ -111,7 +111,7 @@ class SaleMutation:
             )
         except DomainError as error:
             return CheckInPayload(errors=user_errors(error))
-        return CheckInPayload(ticket=UserTicket(model=ticket))
+        return CheckInPayload(ticket=UserTicket.from_model(ticket))
 
     @strawberry.mutation(description="Organizer: the event becomes CANCELLED and its queue and sessions close.")
     async def cancel_event(self, info: Info, event_id: strawberry.ID) -> EventPayload:
@@ -167,7 +167,7 @@ class Subscription:
                 cancelled = snap.status is DomainEventStatus.CANCELLED
                 yield EventInventory(
                     event_id=strawberry.ID(event.id), status=snap.status, tickets_remaining=snap.tickets_remaining,
-                    ticket_types=[EventTicket(model=t, event_cancelled=cancelled) for t in snap.ticket_types],
+                    ticket_types=[EventTicket.from_model(t, event_cancelled=cancelled) for t in snap.ticket_types],
                     waiting_count=snap.waiting_count, active_checkouts=snap.event.active_checkouts,
                 )
                 version, snap = await feed.wait_newer(version)

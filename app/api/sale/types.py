@@ -42,89 +42,59 @@ class CheckoutStatus(Enum):
     EXPIRED = "EXPIRED"
 
 
+async def _ticket_event(root: UserTicket, info: Info) -> Event:
+    event = await info.context.events.load(str(root.event_id))
+    assert event is not None, "a ticket's event is never deleted"
+    return Event(model=event)
+
+
+async def _order_tickets(root: Order, info: Info) -> list[UserTicket]:
+    found = await orders.tickets_of_order(info.context.runtime, order_id=str(root.id))
+    return [UserTicket.from_model(t) for t in found]
+
+
 @strawberry.type
 class UserTicket:
-    model: strawberry.Private[orders_models.UserTicket]
+    id: strawberry.ID
+    ticket_number: str = strawberry.field(description="Unique, human-readable, printed on the ticket.")
+    confirmation_code: str = strawberry.field(
+        description="Unguessable code scanned at the gate (at least 64 bits of entropy)."
+    )
+    status: TicketStatus
+    event_id: strawberry.ID
+    event: Event = strawberry.field(resolver=_ticket_event)
+    ticket_type_id: strawberry.ID
+    ticket_type: TicketType  # type: ignore[valid-type]
+    order_id: strawberry.ID
+    purchased_at: DateTime  # type: ignore[valid-type]
+    used_at: DateTime | None  # type: ignore[valid-type]
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.model.id)
-
-    @strawberry.field(description="Unique, human-readable, printed on the ticket.")
-    def ticket_number(self) -> str:
-        return self.model.ticket_number
-
-    @strawberry.field(description="Unguessable code scanned at the gate (at least 64 bits of entropy).")
-    def confirmation_code(self) -> str:
-        return self.model.confirmation_code
-
-    @strawberry.field
-    def status(self) -> TicketStatus:
-        return TicketStatus(self.model.status.value)
-
-    @strawberry.field
-    def event_id(self) -> strawberry.ID:
-        return strawberry.ID(self.model.event_id)
-
-    @strawberry.field
-    async def event(self, info: Info) -> Event:
-        event = await info.context.events.load(self.model.event_id)
-        assert event is not None, "a ticket's event is never deleted"
-        return Event(model=event)
-
-    @strawberry.field
-    def ticket_type_id(self) -> strawberry.ID:
-        return strawberry.ID(self.model.event_ticket_id)
-
-    @strawberry.field
-    def ticket_type(self) -> TicketType:  # type: ignore[valid-type]
-        return self.model.type
-
-    @strawberry.field
-    def order_id(self) -> strawberry.ID:
-        return strawberry.ID(self.model.order_id)
-
-    @strawberry.field
-    def purchased_at(self) -> DateTime:  # type: ignore[valid-type]
-        return from_ms(self.model.purchased_at_utc)
-
-    @strawberry.field
-    def used_at(self) -> DateTime | None:  # type: ignore[valid-type]
-        return ms_to_datetime(self.model.used_at_utc)
+    @classmethod
+    def from_model(cls, t: orders_models.UserTicket) -> UserTicket:
+        return cls(
+            id=strawberry.ID(t.id), ticket_number=t.ticket_number, confirmation_code=t.confirmation_code,
+            status=TicketStatus(t.status.value), event_id=strawberry.ID(t.event_id),
+            ticket_type_id=strawberry.ID(t.event_ticket_id), ticket_type=t.type, order_id=strawberry.ID(t.order_id),
+            purchased_at=from_ms(t.purchased_at_utc), used_at=ms_to_datetime(t.used_at_utc),
+        )
 
 
 @strawberry.type
 class Order:
-    model: strawberry.Private[orders_models.Order]
+    id: strawberry.ID
+    event_id: strawberry.ID
+    user_id: strawberry.ID
+    tickets: list[UserTicket] = strawberry.field(resolver=_order_tickets)
+    total_cents: int
+    currency: str
+    created_at: DateTime  # type: ignore[valid-type]
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.model.id)
-
-    @strawberry.field
-    def event_id(self) -> strawberry.ID:
-        return strawberry.ID(self.model.event_id)
-
-    @strawberry.field
-    def user_id(self) -> strawberry.ID:
-        return strawberry.ID(self.model.user_id)
-
-    @strawberry.field
-    async def tickets(self, info: Info) -> list[UserTicket]:
-        found = await orders.tickets_of_order(info.context.runtime, order_id=self.model.id)
-        return [UserTicket(model=t) for t in found]
-
-    @strawberry.field
-    def total_cents(self) -> int:
-        return self.model.total_cents
-
-    @strawberry.field
-    def currency(self) -> str:
-        return self.model.currency
-
-    @strawberry.field
-    def created_at(self) -> DateTime:  # type: ignore[valid-type]
-        return from_ms(self.model.created_at_utc)
+    @classmethod
+    def from_model(cls, o: orders_models.Order) -> Order:
+        return cls(
+            id=strawberry.ID(o.id), event_id=strawberry.ID(o.event_id), user_id=strawberry.ID(o.user_id),
+            total_cents=o.total_cents, currency=o.currency, created_at=from_ms(o.created_at_utc),
+        )
 
 
 @strawberry.type
