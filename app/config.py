@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET_FILE = "dev-jwt-secret"
@@ -30,12 +30,19 @@ class Settings(BaseSettings):
     # Unset means "start the embedded server" (only `make run` / `python -m app dev` does).
     mongodb_uri: str | None = None
     redis_url: str | None = None
-    data_dir: Path = Path(".data")
+    data_dir: Path = Field(Path(".data"), validate_default=True)
     # Comma-separated browser origins, e.g. "http://localhost:3000,https://app.example".
     cors_origins: str = ""
     jwt_secret: str | None = None
     # The worker serves its Prometheus metrics on this port when set (the API uses /metrics).
     metrics_port: int | None = Field(None, ge=1, le=65535)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        """Resolved once, here: child servers run in their own folders, where a
+        relative path would point somewhere else."""
+        return value.expanduser().resolve()
 
     @cached_property
     def allowed_origins(self) -> tuple[str, ...]:

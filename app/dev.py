@@ -45,9 +45,14 @@ def start_worker(settings: Settings) -> subprocess.Popen:
         "MONGODB_URI": settings.mongodb_uri or "",
         "REDIS_URL": settings.redis_url or "",
         "JWT_SECRET": settings.jwt_secret or "",
+        "DATA_DIR": str(settings.data_dir),
     }
+    # A session of its own, like the servers: Ctrl-C in the terminal reaches only this
+    # supervisor, which stops the worker in order (a worker still importing would
+    # otherwise die of the SIGINT with a traceback).
     return subprocess.Popen(
-        [sys.executable, "-m", "app", "worker"], env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        [sys.executable, "-m", "app", "worker"], env=env, stdin=subprocess.DEVNULL,
+        start_new_session=True, preexec_fn=_die_with_parent,
     )
 
 

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -62,6 +62,14 @@ def _tail(log: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
+def _absolute_folder(storage: Path) -> Path:
+    """`storage`, made and made absolute: the server runs with it as its working
+    directory, so a relative path handed to it would be read from the wrong place."""
+    storage = storage.resolve()
+    storage.mkdir(parents=True, exist_ok=True)
+    return storage
+
+
 @dataclass
 class ServerProcess:
     """A child server process, its port and its log file."""
@@ -70,7 +78,6 @@ class ServerProcess:
     port: int
     proc: subprocess.Popen
     log: Path
-    extra: dict = field(default_factory=dict)
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
@@ -80,8 +87,13 @@ class ServerProcess:
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL and reap: for throwaway servers, whose data nobody will read again."""
+        if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait()
+        self.proc.wait()
 
 
 @dataclass
@@ -94,7 +106,7 @@ class EmbeddedMongo(ServerProcess):
 
 def start_mongo(storage: Path, port: int | None = None, durable: bool = True) -> EmbeddedMongo:
     """Start SecantusDB with its files under `storage`; journaled commits if `durable`."""
-    storage.mkdir(parents=True, exist_ok=True)
+    storage = _absolute_folder(storage)
     port = port or free_port()
     config = storage / "secantusd.toml"
     config.write_text("# flags on the command line decide everything\n")
@@ -139,7 +151,7 @@ def redis_server_binary() -> str:
 
 def start_redis(storage: Path, port: int | None = None, persist: bool = True) -> EmbeddedRedis:
     """Start redis-server on 127.0.0.1 with its files under `storage` (append-only if `persist`)."""
-    storage.mkdir(parents=True, exist_ok=True)
+    storage = _absolute_folder(storage)
     port = port or free_port()
     log = storage / "redis.log"
     cmd = [
