@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test schema install clean
+.PHONY: run test test-fast schema baseline install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +22,17 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+## The inner loop: everything but the multi-process, crash and whole-product suites.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
 ## Export the GraphQL schema the code defines to schema.graphql.
 schema: $(STAMP)
 	$(PY) -m app schema > schema.graphql
+
+## Publish the current API as the baseline no later change may break (a deliberate release step).
+baseline: $(STAMP)
+	$(PY) -m app schema > schema.baseline.graphql
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache

@@ -26,7 +26,7 @@ JWT_SECRET = "test-secret-that-is-long-enough-for-hs256"
 def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedMongo]:
     server = start_mongo(tmp_path_factory.mktemp("secantus"), durable=False)
     yield server
-    server.stop()
+    server.kill()  # throwaway data: a graceful stop would only cost time
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
     """A real redis-server for the module (started only by tests that ask for it)."""
     server = start_redis(tmp_path_factory.mktemp("redis"), persist=False)
     yield server
-    server.stop()
+    server.kill()
 
 
 @pytest.fixture

@@ -40,4 +40,4 @@ async def test_catalog_survives_a_restart_of_the_embedded_server(aiohttp_client,
         )
         assert [e["code"] for e in again["errors"]] == ["DUPLICATE_EVENT"]
     finally:
-        server.stop()
+        server.kill()

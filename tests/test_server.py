@@ -24,7 +24,7 @@ async def test_readyz_reports_an_unreachable_database(aiohttp_client, tmp_path):
     app = create_app(Settings(mongodb_uri=server.uri("ready"), jwt_secret=JWT_SECRET))
     client = await aiohttp_client(app)
     assert (await client.get("/readyz")).status == 200
-    server.stop()
+    server.kill()
     response = await client.get("/readyz")
     assert response.status == 503
     assert (await response.json())["checks"]["database"] == "unreachable"

@@ -12,6 +12,7 @@ import random
 import signal
 
 import aiohttp
+import pytest
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 
@@ -29,6 +30,8 @@ from tests.workers.support import (
     stop_all,
     wait_ready,
 )
+
+pytestmark = pytest.mark.slow  # API processes killed in a purchase storm: `make test-fast` leaves it out
 
 BUYERS = 80
 CHECKOUT_LIMIT = 25

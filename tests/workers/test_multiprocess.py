@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import aiohttp
+import pytest
 from pymongo import AsyncMongoClient
 
 from app.embedded import free_port
@@ -26,6 +27,8 @@ from tests.workers.support import (
     wait_ready,
     wait_worker_ready,
 )
+
+pytestmark = pytest.mark.slow  # two API processes and a worker: `make test-fast` leaves it out
 
 CHECKOUT_EXPIRY = 3
 

@@ -60,7 +60,7 @@ async def test_the_sale_goes_on_while_redis_is_down_and_subscribers_catch_up(mak
                 assert (now["status"], now["position"]) == ("WAITING", 1)
 
             # --- Redis goes away -------------------------------------------------------------
-            server.stop()
+            server.kill()
             assert server.proc.returncode is not None
 
             async def unready() -> tuple | None:
@@ -119,7 +119,7 @@ async def test_the_sale_goes_on_while_redis_is_down_and_subscribers_catch_up(mak
         assert (await event_doc(one.db, eid))["activeCheckouts"] == 1
         assert await invariant_violations(one.db, eid, 1) == []
     finally:
-        server.stop()
+        server.kill()
 
 
 async def test_an_inventory_dashboard_on_another_process_catches_up_after_redis_returns(make_api, tmp_path, organizer):
@@ -139,7 +139,7 @@ async def test_an_inventory_dashboard_on_another_process_catches_up_after_redis_
             _, now = await dashboard.next_value("eventInventory")
             assert (now["ticketTypes"][0]["quantitySold"], now["activeCheckouts"]) == (0, 1)
 
-            server.stop()
+            server.kill()
             await buy(two, a, eid, [(general["id"], 3)], "a-1")  # while Redis is down, on the other process
             await asyncio.sleep(0.5)
             server = start_redis(storage, port=server.port, persist=False)
@@ -153,4 +153,4 @@ async def test_an_inventory_dashboard_on_another_process_catches_up_after_redis_
             )
             assert seen[-1][1]["activeCheckouts"] == 0 and seen[-1][1]["ticketsRemaining"] == 7
     finally:
-        server.stop()
+        server.kill()
