@@ -134,9 +134,6 @@ class EventFeeds:
                 del self._feeds[key]
                 await feed.stop()
 
-    def active(self) -> int:
-        return len(self._feeds)
-
     async def close(self) -> None:
         for feed in list(self._feeds.values()):
             await feed.stop()

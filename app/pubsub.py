@@ -1,9 +1,9 @@
 """Subscription fan-out: services publish small change messages on named channels.
 
 `Broker` is the interface; `InProcessBroker` delivers within one process
-(tests, one API process). The Redis implementation of the workers issue sits
-behind the same interface so that a change made by any process reaches
-subscribers on every process.
+(tests, one API process without REDIS_URL); `RedisBroker` fans out through
+Redis, so that a change made by any process reaches subscribers on every
+process.
 
 Channels (see `channels` below):
 - `entry:<eventId>:<userId>`: one buyer's queue entry changed; the message is the entry.

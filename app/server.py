@@ -95,7 +95,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _sweeper(app: web.Application) -> AsyncIterator[None]:
-    """Expiry for buyers who never come back (an arq job in the workers issue)."""
+    """Expiry for buyers who never come back, when no worker does it (no REDIS_URL)."""
     task = asyncio.create_task(sweep_forever(app[RUNTIME]))
     yield
     task.cancel()
@@ -109,7 +109,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the database answers (Redis joins this check with the workers issue)."""
+    """Readiness: the database answers, and so does Redis when REDIS_URL is set."""
     checks: dict[str, str] = {}
     try:
         await asyncio.wait_for(database.ping(request.app[DB]), READY_TIMEOUT_SECONDS)

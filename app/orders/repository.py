@@ -90,14 +90,6 @@ async def tickets_of_order(db: AsyncDatabase, order_id: str) -> list[UserTicket]
     return [UserTicket.from_doc(d) async for d in cursor]
 
 
-async def tickets_of_orders(db: AsyncDatabase, order_ids: list[str]) -> dict[str, list[UserTicket]]:
-    grouped: dict[str, list[UserTicket]] = {o: [] for o in order_ids}
-    async for doc in db.userTickets.find({"orderId": {"$in": [ObjectId(o) for o in order_ids]}}):
-        ticket = UserTicket.from_doc(doc)
-        grouped.setdefault(ticket.order_id, []).append(ticket)
-    return grouped
-
-
 async def use_ticket(db: AsyncDatabase, confirmation_code: str, now: int) -> UserTicket | None:
     """VALID -> USED, exactly once: of two gates scanning at once, one wins."""
     doc = await db.userTickets.find_one_and_update(

@@ -67,10 +67,6 @@ async def waiting_count(rt: Runtime, *, event_id: str) -> int:
     return await repo.count(rt.db, event_id, QueueStatus.WAITING)
 
 
-async def count_status(rt: Runtime, *, event_id: str, status: QueueStatus) -> int:
-    return await repo.count(rt.db, event_id, status)
-
-
 # --- joining and leaving -------------------------------------------------------
 
 

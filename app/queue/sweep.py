@@ -1,9 +1,9 @@
 """The background sweep: expire entries and sessions whose time has passed, freeing their slots.
 
 Expiry is also enforced whenever an entry is read for a decision; this loop
-makes it happen for buyers who never come back. Each API process runs one
-until the workers issue moves it into an arq job; running several at once is
-safe (every transition is guarded).
+makes it happen for buyers who never come back. An API process without
+REDIS_URL runs it; with Redis, the workers' deferred and cron jobs do the
+same work. Running several at once is safe (every transition is guarded).
 """
 
 from __future__ import annotations

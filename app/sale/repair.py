@@ -2,7 +2,7 @@
 
 Run it any time, as often as you like, from any number of processes: every
 step is a guarded write, so running it twice or twice at once changes
-nothing more. The workers issue schedules it; tests call it directly.
+nothing more. The workers' `repair` cron runs it every minute; tests call it directly.
 
 Counters are recounted from the documents they count and corrected only if
 no write raced the recount (the counter still holds the value read first):
