@@ -39,7 +39,7 @@ async def sweep_expired(ctx: Ctx) -> int:
 
 async def refresh_event_status(ctx: Ctx, event_id: str) -> str:
     """Deferred to a sale window's opening or closing: UPCOMING -> ON_SALE -> SOLD_OUT..."""
-    status = await catalog.refresh_event_status_by_id(_rt(ctx).db, event_id=event_id)
+    status = await queue.refresh_status(_rt(ctx), event_id=event_id)
     metrics.JOB_RUNS.labels("refresh_event_status", "ok").inc()
     return status.value
 
@@ -50,7 +50,7 @@ async def refresh_sale_statuses(ctx: Ctx) -> int:
     changed = 0
     for event_id in await catalog.event_ids(rt.db, statuses=[EventStatus.UPCOMING, EventStatus.ON_SALE, EventStatus.SOLD_OUT]):
         before = await catalog.get_event(rt.db, event_id=event_id)
-        if await catalog.refresh_event_status(rt.db, event=before) is not before.status:
+        if await queue.refresh_status(rt, event_id=event_id) is not before.status:
             changed += 1
     metrics.JOB_RUNS.labels("refresh_sale_statuses", "ok").inc()
     return changed

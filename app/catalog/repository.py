@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument
@@ -149,24 +149,37 @@ async def next_queue_seq(db: AsyncDatabase, event_id: ObjectId) -> int | None:
     return doc["nextQueueSeq"] if doc else None
 
 
-async def reserve_slots(db: AsyncDatabase, event_id: ObjectId, wanted: int, limit: int) -> int:
-    """Take up to `wanted` slots at once (as many as are free); how many were taken."""
+class SlotGrant(NamedTuple):
+    """What a slot request got: `taken` slots, or none because the queue is `closed`."""
+
+    taken: int
+    closed: bool = False
+
+
+# A sold-out or cancelled event admits nobody: its queue closes instead.
+_NO_ADMISSION = [EventStatus.CANCELLED.value, EventStatus.SOLD_OUT.value]
+
+
+async def reserve_slots(db: AsyncDatabase, event_id: ObjectId, wanted: int, limit: int) -> SlotGrant:
+    """Take up to `wanted` slots at once (as many as are free)."""
     for _ in range(3):
         doc = await db.events.find_one({"_id": event_id}, projection={"activeCheckouts": 1, "status": 1})
-        if doc is None or doc.get("status") == EventStatus.CANCELLED.value:
-            return 0
+        if doc is None:
+            return SlotGrant(0)
+        if doc.get("status") in _NO_ADMISSION:
+            return SlotGrant(0, closed=True)
         n = min(wanted, limit - doc.get("activeCheckouts", 0))
         if n <= 0:
-            return 0
+            return SlotGrant(0)
         # Guarded: taken only if the count still leaves room for all n (else read again).
         taken = await db.events.find_one_and_update(
-            {"_id": event_id, "activeCheckouts": {"$lte": limit - n}, "status": {"$ne": EventStatus.CANCELLED.value}},
+            {"_id": event_id, "activeCheckouts": {"$lte": limit - n}, "status": {"$nin": _NO_ADMISSION}},
             {"$inc": {"activeCheckouts": n}},
             projection={"_id": 1},
         )
         if taken is not None:
-            return n
-    return 0
+            return SlotGrant(n)
+    return SlotGrant(0)
 
 
 async def release_slot(db: AsyncDatabase, event_id: ObjectId, count: int = 1) -> None:

@@ -360,8 +360,8 @@ async def next_queue_seq(db: AsyncDatabase, *, event_id: str) -> int:
     return seq
 
 
-async def reserve_slots(db: AsyncDatabase, *, event_id: str, wanted: int, limit: int) -> int:
-    """Take up to `wanted` checkout slots at once (guarded by CHECKOUT_LIMIT); how many were taken."""
+async def reserve_slots(db: AsyncDatabase, *, event_id: str, wanted: int, limit: int) -> repo.SlotGrant:
+    """Take up to `wanted` checkout slots at once (guarded by CHECKOUT_LIMIT; none once sold out or cancelled)."""
     return await repo.reserve_slots(db, ObjectId(event_id), wanted, limit)
 
 

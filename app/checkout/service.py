@@ -10,13 +10,14 @@ from __future__ import annotations
 from bson import ObjectId
 
 from app.catalog import service as catalog
+from app.catalog.repository import SlotGrant
 from app.checkout import repository as repo
 from app.checkout.models import CheckoutSession, CheckoutStatus
 from app.runtime import Runtime
 
 
-async def reserve_slots(rt: Runtime, *, event_id: str, wanted: int) -> int:
-    """Take up to `wanted` free slots at once; how many were taken."""
+async def reserve_slots(rt: Runtime, *, event_id: str, wanted: int) -> SlotGrant:
+    """Take up to `wanted` free slots at once (none for a sold-out or cancelled event)."""
     return await catalog.reserve_slots(rt.db, event_id=event_id, wanted=wanted, limit=rt.settings.checkout_limit)
 
 

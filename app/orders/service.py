@@ -127,7 +127,7 @@ async def finish_order(rt: Runtime, order: Order) -> tuple[Order, bool]:
         metrics.PURCHASES.labels("completed").inc()
         metrics.TICKETS_ISSUED.inc(len(planned))
     await queue.complete_admission(rt, event_id=order.event_id, user_id=order.user_id, session_id=order.session_id)
-    await catalog.refresh_event_status_by_id(rt.db, event_id=order.event_id)  # SOLD_OUT when the last went
+    await queue.refresh_status(rt, event_id=order.event_id)  # the last ticket closes the queue
     await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})
     return (completed or await repo.get_order(rt.db, order.id) or order), completed is not None
 

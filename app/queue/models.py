@@ -1,4 +1,4 @@
-"""Queue entries: WAITING -> ADMITTED -> COMPLETED, or EXPIRED / LEFT on the way."""
+"""Queue entries: WAITING -> ADMITTED -> COMPLETED, or EXPIRED / LEFT / CLOSED on the way."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ class QueueStatus(Enum):
     COMPLETED = "COMPLETED"
     EXPIRED = "EXPIRED"
     LEFT = "LEFT"
+    # The queue closed (sell-out or cancellation) before this buyer could buy.
+    CLOSED = "CLOSED"
 
 
 # An entry in one of these holds its place; the others are finished records.
@@ -57,4 +59,5 @@ _STATUS_RANK = {
     QueueStatus.COMPLETED: 2,
     QueueStatus.EXPIRED: 2,
     QueueStatus.LEFT: 2,
+    QueueStatus.CLOSED: 2,
 }

@@ -98,6 +98,27 @@ async def due(db: AsyncDatabase, now: int, limit: int, event_id: str | None = No
     return [QueueEntry.from_doc(d) async for d in cursor]
 
 
+async def close(db: AsyncDatabase, event_id: str, now: int, *, keep_checkouts: bool) -> tuple[list[QueueEntry], int]:
+    """Every WAITING entry of the event, and every ADMITTED one (only those that started no
+    checkout if `keep_checkouts`), becomes CLOSED in two writes; the closed entries, and how
+    many of them were ADMITTED (the slots they held).
+
+    Each write is guarded on the status (and on no session, if `keep_checkouts`), so an
+    entry admitted or checking out meanwhile is either closed here or left to its own path.
+    """
+    closing = {"$set": {"status": QueueStatus.CLOSED.value, "endedAtUtc": now}}
+    event = ObjectId(event_id)
+    await db.eventQueue.update_many({"eventId": event, "status": QueueStatus.WAITING.value}, closing)
+    admitted = {"eventId": event, "status": QueueStatus.ADMITTED.value}
+    if keep_checkouts:
+        admitted["sessionId"] = None
+    slots = (await db.eventQueue.update_many(admitted, closing)).modified_count
+    # This instant marks what was closed here (a second closer in the same millisecond
+    # reports the same entries again: their messages are the same, so harmless).
+    cursor = db.eventQueue.find({"eventId": event, "status": QueueStatus.CLOSED.value, "endedAtUtc": now})
+    return [QueueEntry.from_doc(d) async for d in cursor], slots
+
+
 async def live_entries(db: AsyncDatabase, event_id: str) -> list[QueueEntry]:
     cursor = db.eventQueue.find(
         {"eventId": ObjectId(event_id), "status": {"$in": [QueueStatus.WAITING.value, QueueStatus.ADMITTED.value]}}

@@ -106,9 +106,11 @@ async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> QueueEntry
         assert winner is not None
         return winner
     await _schedule_expiry(rt, entry)
-    for admitted in await admit_waiting(rt, event_id=event.id, budget=ADMIT_INLINE):
-        if admitted.id == entry.id:
-            entry = admitted  # admission published it: no WAITING flash before ADMITTED
+    for changed in await admit_waiting(rt, event_id=event.id, budget=ADMIT_INLINE):
+        if changed.id == entry.id:
+            entry = changed  # admission published it: no WAITING flash before ADMITTED
+    if entry.status is QueueStatus.CLOSED:  # the event sold out (or was cancelled) as we joined
+        await _require_on_sale(rt, await catalog.get_event(rt.db, event_id=event.id))
     if entry.status is QueueStatus.WAITING:
         await _publish_entry(rt, entry)
         await _publish_queue_changed(rt, event.id)
@@ -144,7 +146,8 @@ async def _require_on_sale(rt: Runtime, event: Event) -> None:
 
 
 async def admit_waiting(rt: Runtime, *, event_id: str, budget: int | None = None) -> list[QueueEntry]:
-    """Admit WAITING buyers, lowest seq first, while the event has free checkout slots.
+    """Admit WAITING buyers, lowest seq first, while the event has free checkout slots; the
+    entries admitted (or CLOSED, when the event turned out sold out or cancelled).
 
     One admitter per event at a time (a short lease): when a crowd joins at
     once, racing admitters would all fight over the same lowest entry. A
@@ -262,7 +265,8 @@ async def admit_where_possible(rt: Runtime) -> int:
     """Backstop for the sweep: admit on every event with WAITING buyers (after a crashed admitter)."""
     admitted = 0
     for event_id in await repo.events_with_waiting(rt.db):
-        admitted += len(await admit_waiting(rt, event_id=event_id))
+        changed = await admit_waiting(rt, event_id=event_id)
+        admitted += sum(1 for e in changed if e.status is QueueStatus.ADMITTED)
     return admitted
 
 
@@ -280,7 +284,12 @@ async def _admit_while_slots_free(rt: Runtime, event_id: str, room: int | None, 
         candidates = await repo.lowest_admissible(rt.db, event_id, now_ms(), wanted)
         if not candidates:
             break
-        taken = await checkout.reserve_slots(rt, event_id=event_id, wanted=len(candidates))
+        grant = await checkout.reserve_slots(rt, event_id=event_id, wanted=len(candidates))
+        if grant.closed:
+            # Sold out or cancelled: whoever still waits (a join that raced the closing) is told now.
+            admitted += await _close_for_status(rt, event_id)
+            break
+        taken = grant.taken
         if taken == 0:
             break
         now = now_ms()
@@ -367,12 +376,42 @@ async def expire_due(rt: Runtime, *, now: int | None = None, event_id: str | Non
             return expired
 
 
-async def close_queue(rt: Runtime, *, event_id: str) -> None:
-    """Cancellation: every live entry and ACTIVE session of the event expires."""
+async def close_queue(rt: Runtime, *, event_id: str, cancelled: bool) -> list[QueueEntry]:
+    """The queue closes: nobody waits for a ticket that no longer exists; the entries closed.
+
+    At a sell-out, WAITING buyers and ADMITTED ones who started no checkout
+    become CLOSED and their slots are freed; buyers in an ACTIVE session keep
+    it until it ends. At a cancellation every live entry closes and every
+    ACTIVE session ends (the event already holds no slots).
+    """
     now = now_ms()
-    for entry in await repo.live_entries(rt.db, event_id):
-        await end_admission(rt, entry, QueueStatus.EXPIRED, now)
-    await checkout.end_all_sessions(rt, event_id=event_id, now=now)
+    closed, slots = await repo.close(rt.db, event_id, now, keep_checkouts=not cancelled)
+    if cancelled:
+        await checkout.end_all_sessions(rt, event_id=event_id, now=now)
+    elif slots:
+        await checkout.release_slot(rt, event_id=event_id, count=slots)
+    for entry in closed:
+        await _publish_entry(rt, entry)
+    if closed:
+        log.info("queue of %s closed: %d entries", event_id, len(closed))
+        await _publish_queue_changed(rt, event_id)
+    return closed
+
+
+async def refresh_status(rt: Runtime, *, event_id: str) -> EventStatus:
+    """Store the event's sale status as of now; a sell-out closes the queue (DESIGN section 3)."""
+    event = await catalog.get_event(rt.db, event_id=event_id)
+    status = await catalog.refresh_event_status(rt.db, event=event)
+    if status is EventStatus.SOLD_OUT and event.status is not EventStatus.SOLD_OUT:
+        await close_queue(rt, event_id=event_id, cancelled=False)
+    return status
+
+
+async def _close_for_status(rt: Runtime, event_id: str) -> list[QueueEntry]:
+    event = await catalog.find_event(rt.db, event_id=event_id)
+    if event is None or event.status not in (EventStatus.SOLD_OUT, EventStatus.CANCELLED):
+        return []
+    return await close_queue(rt, event_id=event_id, cancelled=event.status is EventStatus.CANCELLED)
 
 
 # --- from admission to checkout -------------------------------------------------
@@ -415,6 +454,8 @@ async def _admitted_entry(rt: Runtime, event: Event, user_id: str) -> QueueEntry
     entry = await get_entry(rt, event_id=event.id, user_id=user_id)
     if entry is None or entry.status in (QueueStatus.LEFT, QueueStatus.COMPLETED):
         raise fail(ErrorCode.NOT_IN_QUEUE, "join the event's queue first")
+    if entry.status is QueueStatus.CLOSED:
+        raise fail(ErrorCode.SOLD_OUT, "the event sold out and its queue closed; join again if it goes back on sale")
     if entry.status is QueueStatus.EXPIRED:
         raise fail(ErrorCode.CHECKOUT_EXPIRED, "your turn to check out has passed; join the queue again")
     if entry.status is QueueStatus.WAITING:

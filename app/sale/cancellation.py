@@ -19,7 +19,7 @@ async def cancel_event(rt: Runtime, *, actor: Viewer, event_id: str) -> Event:
     already past its checks may still finish; the repair cancels such tickets.
     """
     event = await catalog.mark_cancelled(rt.db, actor=actor, event_id=event_id)
-    await queue.close_queue(rt, event_id=event.id)
+    await queue.close_queue(rt, event_id=event.id, cancelled=True)
     await orders.cancel_event_tickets(rt, event_id=event.id)
     # Tickets already USED at the gate stay USED and keep counting (DESIGN invariant 1).
     types = await catalog.ticket_types_of_event(rt.db, event_id=event.id)

@@ -104,7 +104,7 @@ async def repair_counters(rt: Runtime, *, event_id: str, settle_seconds: float =
         corrections.append(f"activeCheckouts of {event_id}: {slots[0]} -> {slots[1]}")
         metrics.REPAIRS.labels("active_checkouts").inc()
     # Stock given back (or taken) changes the sale status: store it now, not at the next cron.
-    await catalog.refresh_event_status_by_id(rt.db, event_id=event_id)
+    await queue.refresh_status(rt, event_id=event_id)
     for line in corrections:
         log.warning("repair: %s", line)
     return corrections

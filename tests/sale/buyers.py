@@ -10,7 +10,7 @@ Handshake: after set-up the process writes CONFIG["ready_file"], then waits
 for CONFIG["go_file"] to exist, so that every process starts at the same
 moment. It writes one JSON record per buyer to CONFIG["out"] and exits 0.
 
-Each buyer: joinQueue -> poll queuePosition until ADMITTED (bounded) ->
+Each buyer: joinQueue -> poll queuePosition until ADMITTED or CLOSED (bounded) ->
 startCheckout -> purchaseTickets (1-2 tickets of a random type, or one of
 each type: all-or-nothing) with a unique idempotency key. A buyer told
 INSUFFICIENT_INVENTORY tries once more for one of each item (new key); a
@@ -220,12 +220,18 @@ class Buyer:
             status, position = current["status"], current["position"]
             if status == "WAITING" and (position is None or position < 1):
                 self.unexpected(f"WAITING without a position: {current}")
+            if status == "CLOSED":  # the event sold out while this buyer waited: an answer, not a wait
+                self.record["outcome"] = "closed"
+                return
             if status not in ("WAITING", "ADMITTED"):
                 raise Unexpected(f"entry went {status} while waiting: {current}")
         self.record["admittedSeenAt"] = now_ms()
 
         # 4. Checkout (M6).
         started = await self.call("StartCheckout", event)
+        if codes(started) == ["SOLD_OUT"]:  # admitted, then the queue closed before checkout began
+            self.record["outcome"] = "closed"
+            return
         if started["errors"]:
             raise Unexpected(f"startCheckout after admission: {started['errors']}")
         if started["session"]["status"] != "ACTIVE" or started["session"]["userId"] != self.user:

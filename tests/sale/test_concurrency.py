@@ -422,13 +422,14 @@ def check_queue(db, sale: Sale, records: list[dict], checkout_limit: int) -> lis
         f"slot counter {stored['activeCheckouts']} but {admitted_now} entries ADMITTED: {statuses}"
     )
     assert 0 <= stored["activeCheckouts"] <= checkout_limit
-    # Everybody bought, lost and left, or (rarely) gave up waiting and left.
-    assert set(statuses) <= {"COMPLETED", "LEFT"}, statuses
+    # Everybody bought, lost and left, was turned away when the queue closed at the
+    # sell-out, or (rarely) gave up waiting and left.
+    assert set(statuses) <= {"COMPLETED", "LEFT", "CLOSED"}, statuses
     for r in records:
         if r["join"] is None:
             continue
         e = by_user[r["user"]]
-        expected = "COMPLETED" if r["outcome"] == "order" else "LEFT"
+        expected = {"order": "COMPLETED", "closed": "CLOSED"}.get(r["outcome"], "LEFT")
         assert e["status"] == expected, (r["outcome"], e)
         if r["outcome"] in ("order", "lost"):
             assert e.get("admittedAtUtc") is not None, e
@@ -555,6 +556,8 @@ def test_limit_five_throttles_and_admits_in_order(mongo: EmbeddedMongo, tmp_path
     assert sum(r["join"]["status"] == "WAITING" for r in records if r["join"]) >= buyers - 2 * limit
     timeouts = [r["user"] for r in records if r["outcome"] == "timeout"]
     assert len(timeouts) <= 3, f"{len(timeouts)} buyers were never admitted within 90s: {timeouts[:20]}"
+    # The last ticket closed the queue: the crowd still waiting was told, not left to wait.
+    assert summary["outcomes"]["closed"] >= buyers // 2, summary["outcomes"]
 
     # Invariant 3: admission in seq order.
     inversions = admission_inversions(entries, records)

@@ -59,7 +59,7 @@ class SaleQuery:
 class SaleMutation:
     @strawberry.mutation(
         description="M3: idempotent; while the viewer's entry is WAITING or ADMITTED it is returned unchanged. "
-        "After COMPLETED or EXPIRED it starts a new place at the back (new seq); after LEFT, only once the "
+        "After COMPLETED, EXPIRED or CLOSED it starts a new place at the back (new seq); after LEFT, only once the "
         "cooldown is over."
     )
     async def join_queue(self, info: Info, event_id: strawberry.ID) -> QueuePayload:

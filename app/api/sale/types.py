@@ -33,6 +33,11 @@ class QueueStatus(Enum):
     )
     EXPIRED = "EXPIRED"
     LEFT = "LEFT"
+    CLOSED = strawberry.enum_value(
+        "CLOSED",
+        description="The queue closed before this buyer could buy: the event sold out or was cancelled. The buyer "
+        "may join again if it goes back on sale.",
+    )
 
 
 @strawberry.enum
