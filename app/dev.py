@@ -4,8 +4,8 @@ Starts SecantusDB and redis-server under DATA_DIR (unless MONGODB_URI /
 REDIS_URL point elsewhere) and one arq worker, makes a dev JWT secret (unless
 JWT_SECRET is set) and keeps it in DATA_DIR so tokens survive restarts,
 prints the GraphiQL URL and an organizer token, then serves the API in this
-process. Every child is stopped when the API stops, and dies with this
-process if it is killed.
+process. A worker that dies is started again. Every child is stopped when the
+API stops, and dies with this process if it is killed.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
+import time
 from contextlib import ExitStack
 
 from app.auth import issue_token
@@ -37,6 +39,44 @@ def dev_secret(settings: Settings) -> str:
     path.write_text(secrets.token_urlsafe(32))
     path.chmod(0o600)
     return path.read_text().strip()
+
+
+class WorkerSupervisor:
+    """Keeps one arq worker running: a worker that dies is started again within a second."""
+
+    CHECK_SECONDS = 0.5
+    # A worker that dies this soon after starting is crash-looping: wait before the next try.
+    SHORT_LIFE_SECONDS = 5.0
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._stopping = threading.Event()
+        self.proc = self._start()
+        self._watcher = threading.Thread(target=self._watch, name="worker supervisor", daemon=True)
+        self._watcher.start()
+
+    def _start(self) -> subprocess.Popen:
+        proc = start_worker(self._settings)
+        self._started_at = time.monotonic()
+        log.info("arq worker started (pid %s)", proc.pid)
+        return proc
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(self.CHECK_SECONDS):
+            if self.proc.poll() is None:
+                continue
+            log.warning("arq worker (pid %s) exited with %s; starting another", self.proc.pid, self.proc.returncode)
+            if time.monotonic() - self._started_at < self.SHORT_LIFE_SECONDS and self._stopping.wait(
+                self.SHORT_LIFE_SECONDS
+            ):
+                return
+            self.proc = self._start()
+
+    def stop(self) -> None:
+        """Stop watching, then stop the worker."""
+        self._stopping.set()
+        self._watcher.join()
+        stop_process(self.proc)
 
 
 def start_worker(settings: Settings) -> subprocess.Popen:
@@ -80,9 +120,7 @@ def run_dev(settings: Settings) -> int:
             log.info("embedded redis-server on port %s", redis.port)
             settings = settings.model_copy(update={"redis_url": redis.url()})
         settings = settings.model_copy(update={"jwt_secret": secret})
-        worker = start_worker(settings)
-        children.callback(stop_process, worker)
-        log.info("arq worker started (pid %s)", worker.pid)
+        children.callback(WorkerSupervisor(settings).stop)
         token = issue_token(secret, DEV_USER, ["organizer", "staff"])
         url = f"http://{settings.host}:{settings.port}/graphql"
         print(

@@ -20,6 +20,9 @@ class Scheduler(Protocol):
     async def refresh_status_at(self, *, event_id: str, at_ms: int) -> None:
         """Recompute the event's stored sale status at `at_ms` (a sale window opens or closes)."""
 
+    async def workers_alive(self) -> bool:
+        """Is some worker running these jobs right now (its heartbeat is fresh)?"""
+
 
 class NoScheduler:
     """No workers: the API's own sweep enforces expiry, and status is derived on read."""
@@ -29,6 +32,9 @@ class NoScheduler:
 
     async def refresh_status_at(self, *, event_id: str, at_ms: int) -> None:
         return None
+
+    async def workers_alive(self) -> bool:
+        return False
 
 
 @dataclass(frozen=True)

@@ -42,13 +42,14 @@ def create_app(
     db_listeners: Sequence[CommandListener] = (),
     graphiql_headers: dict[str, str] | None = None,
     broker: Broker | None = None,
-    sweep: bool | None = None,
+    sweep: bool = True,
 ) -> web.Application:
     """The whole HTTP/websocket API for `settings` (MONGODB_URI must be set).
 
-    With REDIS_URL, subscriptions fan out through Redis and expiry is left to
-    the workers' jobs; without it, fan-out stays in this process and the app
-    runs its own expiry sweep (`sweep` overrides that choice).
+    With REDIS_URL, subscriptions fan out through Redis and expiry is the
+    workers' jobs; without it, fan-out stays in this process. Either way the
+    app runs its own expiry sweep whenever no worker's heartbeat is fresh
+    (`sweep=False` turns it off, for tests that count commands).
     """
     if not settings.mongodb_uri:
         raise RuntimeError("MONGODB_URI is not set: run `make run` for the embedded database, or set it")
@@ -58,7 +59,7 @@ def create_app(
     app[DB_LISTENERS] = list(db_listeners)
     app[BROKER] = broker or (RedisBroker(settings.redis_url) if settings.redis_url else InProcessBroker())
     app.cleanup_ctx.append(_database)
-    if sweep if sweep is not None else not settings.redis_url:
+    if sweep:
         app.cleanup_ctx.append(_sweeper)
     view = TicketingGraphQLView(
         schema=build_schema(),
@@ -95,7 +96,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _sweeper(app: web.Application) -> AsyncIterator[None]:
-    """Expiry for buyers who never come back, when no worker does it (no REDIS_URL)."""
+    """Expiry for buyers who never come back, whenever no worker is alive to do it."""
     task = asyncio.create_task(sweep_forever(app[RUNTIME]))
     yield
     task.cancel()
@@ -109,7 +110,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the database answers, and so does Redis when REDIS_URL is set."""
+    """Readiness: the database answers, and so does Redis when REDIS_URL is set.
+
+    A silent worker is reported (`"worker": "silent"`) but does not make the
+    API unready: its own sweep stands in for the worker meanwhile.
+    """
     checks: dict[str, str] = {}
     try:
         await asyncio.wait_for(database.ping(request.app[DB]), READY_TIMEOUT_SECONDS)
@@ -126,6 +131,9 @@ async def readyz(request: web.Request) -> web.Response:
             log.warning("readiness: redis unreachable: %s", exc)
             checks["redis"] = "unreachable"
     ready = all(v == "ok" for v in checks.values())
+    if checks.get("redis") == "ok":
+        alive = await asyncio.wait_for(request.app[RUNTIME].scheduler.workers_alive(), READY_TIMEOUT_SECONDS)
+        checks["worker"] = "ok" if alive else "silent"
     return web.json_response({"status": "ready" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
 
 

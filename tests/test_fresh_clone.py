@@ -37,16 +37,16 @@ def fresh_clone(target: Path) -> Path:
         pytest.skip("not a git checkout: nothing to clone")
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(target)], check=True, timeout=120)
 
-    def listed(*flags: str) -> list[str]:
-        out = subprocess.run(["git", "ls-files", "-z", *flags], cwd=ROOT, check=True, capture_output=True).stdout
+    def listed(*command: str) -> list[str]:
+        out = subprocess.run(["git", *command, "-z"], cwd=ROOT, check=True, capture_output=True).stdout
         return [name for name in out.decode().split("\0") if name]
 
-    deleted = set(listed("--deleted"))
-    for name in listed("--modified", "--others", "--exclude-standard"):
-        if name not in deleted:
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, target / name)
-    for name in deleted:
+    # Staged or not, against HEAD (what the clone has), and files git does not know yet.
+    changed = listed("diff", "--name-only", "--diff-filter=d", "HEAD") + listed("ls-files", "--others", "--exclude-standard")
+    for name in changed:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target / name)
+    for name in listed("diff", "--name-only", "--diff-filter=D", "HEAD"):
         (target / name).unlink(missing_ok=True)
     return target
 
@@ -92,6 +92,34 @@ def graphql(port: int, query: str, token: str | None = None) -> dict:
     )
     with urllib.request.urlopen(request, timeout=10) as r:
         return json.loads(r.read())
+
+
+def worker_check(port: int) -> str:
+    """What /readyz says of the workers."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+        return json.loads(r.read())["checks"]["worker"]
+
+
+def wait_for(probe, timeout: float, what: str):
+    """Call `probe` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (found := probe()):
+        assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
+        time.sleep(0.1)
+    return found
+
+
+def workers_of(pid: int) -> set[int]:
+    """The `python -m app worker` processes below `pid`."""
+    found = set()
+    for child in descendants(pid):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        except OSError:
+            continue
+        if command[-2:] == [b"app", b"worker"]:
+            found.add(child)
+    return found
 
 
 def descendants(pid: int) -> set[int]:
@@ -143,7 +171,7 @@ def test_make_run_in_a_fresh_clone_serves_keeps_data_and_stops_everything(tmp_pa
         output = read_until_ready(proc, port, FIRST_START_SECONDS)
         assert json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read()) == {"status": "ok"}
         ready = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5).read())
-        assert ready["checks"] == {"database": "ok", "redis": "ok"}
+        assert ready["checks"]["database"] == ready["checks"]["redis"] == "ok"
         token = re.search(r"Authorization: Bearer (\S+)", output).group(1)
         assert graphql(port, VENUE, token)["data"]["createVenue"]["errors"] == []
         page = urllib.request.urlopen(
@@ -168,6 +196,14 @@ def test_make_run_in_a_fresh_clone_serves_keeps_data_and_stops_everything(tmp_pa
         assert graphql(port, '{ venues(city: "Oslo") { name } }')["data"]["venues"] == [{"name": "Hall"}]
         # The dev secret is kept in DATA_DIR, so the first run's token still works.
         assert graphql(port, VENUE.replace('"Hall"', '"Hall 2"'), token)["data"]["createVenue"]["errors"] == []
+
+        # A worker that dies is started again, and /readyz sees it back.
+        worker_pid = int(re.search(r"arq worker started \(pid (\d+)\)", output).group(1))
+        wait_for(lambda: worker_check(port) == "ok", 15, "the worker's first heartbeat")
+        os.kill(worker_pid, signal.SIGKILL)
+        wait_for(lambda: worker_check(port) == "silent", 5, "/readyz to report the dead worker")
+        replacement = wait_for(lambda: next(iter(workers_of(proc.pid) - {worker_pid}), None), 10, "a new worker")
+        wait_for(lambda: worker_check(port) == "ok", 30, f"the new worker (pid {replacement}) to beat")
         children = descendants(proc.pid)
     finally:
         last_words = ctrl_c(proc)

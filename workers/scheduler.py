@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 
+from workers import heartbeat
+
 # A job runs this long after its instant, so the instant has surely passed.
 LATE_MS = 50
 
@@ -33,6 +35,9 @@ class ArqScheduler:
             "refresh_event_status", event_id,
             _job_id=f"status:{event_id}:{at_ms}", _defer_until=_instant(at_ms + LATE_MS),
         )
+
+    async def workers_alive(self) -> bool:
+        return await heartbeat.workers_alive(self.pool)
 
     async def close(self) -> None:
         await self.pool.aclose()

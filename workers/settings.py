@@ -7,7 +7,9 @@ run each once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from contextlib import suppress
 from typing import Any
 
 from arq import cron, func
@@ -16,7 +18,7 @@ from app import db as database
 from app.config import Settings
 from app.pubsub import RedisBroker
 from app.runtime import Runtime
-from workers import jobs
+from workers import heartbeat, jobs
 from workers.scheduler import ArqScheduler, redis_settings
 
 log = logging.getLogger("workers")
@@ -35,9 +37,14 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         await broker.start()
         ctx.update(mongo=client, broker=broker)
         ctx["rt"] = Runtime(db=db, settings=settings, broker=broker, scheduler=ArqScheduler(ctx["redis"]))
+        await heartbeat.beat(ctx["redis"])  # alive from the moment it says "ready"
+        ctx["heartbeat"] = asyncio.create_task(heartbeat.beat_forever(ctx["redis"]), name="worker heartbeat")
         log.info("worker ready")
 
     async def shutdown(ctx: dict) -> None:
+        ctx["heartbeat"].cancel()
+        with suppress(asyncio.CancelledError):
+            await ctx["heartbeat"]
         await ctx["broker"].close()
         await ctx["mongo"].close()
 

@@ -1,9 +1,11 @@
 """The background sweep: expire entries and sessions whose time has passed, freeing their slots.
 
 Expiry is also enforced whenever an entry is read for a decision; this loop
-makes it happen for buyers who never come back. An API process without
-REDIS_URL runs it; with Redis, the workers' deferred and cron jobs do the
-same work. Running several at once is safe (every transition is guarded).
+makes it happen for buyers who never come back. Every API process runs it,
+but while a worker's heartbeat is fresh it stands aside: the workers'
+deferred and cron jobs do the same work. So a dead worker delays nobody's
+expiry or admission by more than the heartbeat's life and one interval.
+Running several at once is safe (every transition is guarded).
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ ADMIT_EVERY = 10
 
 
 async def sweep_forever(rt: Runtime, interval: float = SWEEP_INTERVAL_SECONDS) -> None:
+    """Expire what is due every `interval` seconds, and admit every ADMIT_EVERY rounds, while no worker does."""
     rounds = 0
     while True:
-        rounds += 1
         try:
+            if await _workers_alive(rt):
+                await asyncio.sleep(interval)
+                continue
+            rounds += 1
             expired = await queue.expire_due(rt)
             if expired:
                 log.info("expired %d queue entries", expired)
@@ -39,3 +45,10 @@ async def sweep_forever(rt: Runtime, interval: float = SWEEP_INTERVAL_SECONDS) -
         except Exception:  # noqa: BLE001 - an outage must not end the loop
             log.exception("sweep failed; retrying")
         await asyncio.sleep(interval)
+
+
+async def _workers_alive(rt: Runtime) -> bool:
+    try:
+        return await rt.scheduler.workers_alive()
+    except Exception:  # noqa: BLE001 - Redis unreachable: nobody can vouch for the workers
+        return False

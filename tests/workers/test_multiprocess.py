@@ -59,7 +59,8 @@ async def test_two_api_processes_and_a_worker_share_one_sale(mongo_uri, redis_ur
         db = mongo.get_default_database()
 
         for proc in (api_a, api_b):
-            assert readyz(proc.port) == (200, {"status": "ready", "checks": {"database": "ok", "redis": "ok"}})
+            checks = {"database": "ok", "redis": "ok", "worker": "ok"}
+            assert readyz(proc.port) == (200, {"status": "ready", "checks": checks})
 
         async with aiohttp.ClientSession() as http:
             a_api, b_api = RemoteApi(http, api_a.port), RemoteApi(http, api_b.port)
