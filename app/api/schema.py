@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 
 from app.api.catalog.mutations import CatalogMutation
 from app.api.catalog.queries import CatalogQuery
@@ -59,10 +66,27 @@ async def _public_stream(source: Any) -> AsyncGenerator[Any, None]:
         await source.aclose()
 
 
+def fixed_validation_rules(*limiters: AddValidationRules) -> Callable[[], AddValidationRules]:
+    """A factory adding the limiters' rules, the same rule classes on every request.
+
+    `QueryDepthLimiter` and `MaxAliasesLimiter` build a new rule class each
+    time one is constructed, and `ValidationCache` keys its LRU cache on the
+    rule classes: a factory such as `lambda: QueryDepthLimiter(max_depth=10)`
+    gives every request a different key, so every request ran graphql-core's
+    `validate` again (DESIGN section 6). The limiters are built once here, and
+    each request gets a fresh extension that adds these same classes.
+    """
+    rules = [rule for limiter in limiters for rule in limiter.validation_rules]
+    return lambda: AddValidationRules(rules)
+
+
 def build_schema(max_depth: int = MAX_DEPTH) -> Schema:
     """The API's schema with its caches and limits (extensions are factories, not instances).
 
     Introspection fields do not count towards the depth, so GraphiQL keeps working.
+    An identical document is parsed and validated once (until it leaves the
+    caches' LRU); a refused document stays refused, since its errors are what
+    the validation cache keeps.
     """
     return Schema(
         query=Query,
@@ -70,8 +94,10 @@ def build_schema(max_depth: int = MAX_DEPTH) -> Schema:
         subscription=Subscription,
         config=StrawberryConfig(scalar_map={DateTime: DATETIME_SCALAR}),
         extensions=[
-            lambda: QueryDepthLimiter(max_depth=max_depth),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            fixed_validation_rules(
+                QueryDepthLimiter(max_depth=max_depth),
+                MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            ),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             ParserCache,
             ValidationCache,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from cross_web import HTTPException
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
@@ -60,6 +60,19 @@ class TicketingGraphQLView(GraphQLView):
         except HTTPException as error:
             body = {"errors": [{"message": error.reason, "extensions": {"code": "BAD_REQUEST"}}]}
             return web.json_response(body, status=error.status_code)
+
+    def is_websocket_request(self, request: web.Request) -> TypeGuard[web.Request]:
+        """As Strawberry's, without its cost on plain HTTP requests.
+
+        Strawberry's check (called twice per request) builds a WebSocketResponse
+        and runs the whole handshake, which raises and builds an HTTPBadRequest
+        for every ordinary POST: ~14 us each time. A request whose Upgrade header
+        is not "websocket" fails that handshake's first test, so it is answered
+        here without one; anything else still goes through Strawberry's check.
+        """
+        if request.headers.get(hdrs.UPGRADE, "").lower().strip() != "websocket":
+            return False
+        return super().is_websocket_request(request)
 
     async def on_ws_connect(self, context: Context) -> Any:
         """Authenticate a websocket from its `connection_init` payload.
