@@ -69,6 +69,8 @@ class Event(Document):
     status: EventStatus
     next_queue_seq: int = Field(0, alias="nextQueueSeq")
     active_checkouts: int = Field(0, alias="activeCheckouts")
+    # WAITING entries, counted from the moment their seq is taken: never below the real number.
+    waiting: int = 0
     search_tokens: list[str] = Field(default_factory=list, alias="searchTokens")
     dedupe_key: str = Field(alias="dedupeKey")
     organizer_id: str = Field(alias="organizerId")

@@ -140,13 +140,59 @@ async def insert_ticket_types(db: AsyncDatabase, tickets: list[EventTicket]) -> 
 # --- guarded counters (DESIGN section 3): one atomic update each, never read-then-write ---
 
 
-async def next_queue_seq(db: AsyncDatabase, event_id: ObjectId) -> int | None:
-    """The event's next queue number, or None if the event does not exist."""
-    doc = await db.events.find_one_and_update(
-        {"_id": event_id}, {"$inc": {"nextQueueSeq": 1}}, projection={"nextQueueSeq": 1},
+class Place(NamedTuple):
+    """A place in an event's queue: its seq, and whether a checkout slot came with it."""
+
+    seq: int
+    admitted: bool
+    # After a WAITING place: were slots free (buyers ahead get them) or the queue closed?
+    admission_pending: bool
+
+
+async def take_place(db: AsyncDatabase, event_id: ObjectId, limit: int) -> Place | None:
+    """One write: the next seq, and a slot with it if one is free and nobody waits (or is
+    joining) ahead; else one more WAITING on the count. None if the event does not exist.
+
+    `waiting` counts WAITING entries from the moment their seq is taken (before
+    the entry is written) until they leave WAITING, so it is never below the
+    real number, and "nobody ahead" can be decided on the event document alone.
+    """
+    waiting = {"$ifNull": ["$waiting", 0]}
+    active = {"$ifNull": ["$activeCheckouts", 0]}
+    slots_free = {"$lt": [active, limit]}
+    closed = {"$in": ["$status", _NO_ADMISSION]}
+    free = {"$and": [{"$eq": [waiting, 0]}, slots_free, {"$not": [closed]}]}
+    # One $set stage: every expression reads the document as it was before this write. The
+    # outcome is written too (`lastPlace`) and read from the document after the write:
+    # SecantusDB's pre-image (ReturnDocument.BEFORE) is not taken atomically with the write.
+    after = await db.events.find_one_and_update(
+        {"_id": event_id},
+        [{"$set": {
+            "nextQueueSeq": {"$add": [{"$ifNull": ["$nextQueueSeq", 0]}, 1]},
+            "activeCheckouts": {"$cond": [free, {"$add": [active, 1]}, active]},
+            "waiting": {"$cond": [free, waiting, {"$add": [waiting, 1]}]},
+            "lastPlace": {"admitted": free, "pending": {"$and": [{"$not": [free]}, {"$or": [slots_free, closed]}]}},
+        }}],
+        projection={"nextQueueSeq": 1, "lastPlace": 1},
         return_document=ReturnDocument.AFTER,
     )
-    return doc["nextQueueSeq"] if doc else None
+    if after is None:
+        return None
+    return Place(after["nextQueueSeq"], after["lastPlace"]["admitted"], after["lastPlace"]["pending"])
+
+
+async def give_back(db: AsyncDatabase, event_id: ObjectId, *, slots: int = 0, waiting: int = 0) -> None:
+    """One write after entries changed: `slots` checkout slots freed, `waiting` fewer WAITING.
+
+    Neither counter goes below zero (a cancelled event's slots were already zeroed).
+    """
+    if not slots and not waiting:
+        return
+    changes = {}
+    for field, by in (("activeCheckouts", slots), ("waiting", waiting)):
+        if by:
+            changes[field] = {"$max": [0, {"$subtract": [{"$ifNull": [f"${field}", 0]}, by]}]}
+    await db.events.update_one({"_id": event_id}, [{"$set": changes}])
 
 
 class SlotGrant(NamedTuple):
@@ -180,12 +226,6 @@ async def reserve_slots(db: AsyncDatabase, event_id: ObjectId, wanted: int, limi
         if taken is not None:
             return SlotGrant(n)
     return SlotGrant(0)
-
-
-async def release_slot(db: AsyncDatabase, event_id: ObjectId, count: int = 1) -> None:
-    await db.events.update_one(
-        {"_id": event_id, "activeCheckouts": {"$gte": count}}, {"$inc": {"activeCheckouts": -count}}
-    )
 
 
 async def reserve_inventory(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int) -> bool:
@@ -223,7 +263,9 @@ async def set_quantity_sold(db: AsyncDatabase, ticket_type_id: ObjectId, value: 
 
 async def set_counter_if_unchanged(db: AsyncDatabase, collection: str, doc_id: ObjectId, field: str, seen: int, value: int) -> bool:
     """Repair: set a counter to `value` only if it still holds `seen` (no write raced the recount)."""
-    result = await db[collection].update_one({"_id": doc_id, field: seen}, {"$set": {field: value}})
+    # A counter never written yet (an event from before it existed) reads as 0.
+    held = {"$in": [seen, None]} if seen == 0 else seen
+    result = await db[collection].update_one({"_id": doc_id, field: held}, {"$set": {field: value}})
     return result.modified_count == 1
 
 

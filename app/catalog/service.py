@@ -353,11 +353,12 @@ def _require_owner(actor: Viewer, owner_id: str, what: str) -> None:
 # --- counters the sale-day services drive (the event and its ticket types are ours) ---
 
 
-async def next_queue_seq(db: AsyncDatabase, *, event_id: str) -> int:
-    seq = await repo.next_queue_seq(db, ObjectId(event_id))
-    if seq is None:
+async def take_place(db: AsyncDatabase, *, event_id: str, limit: int) -> repo.Place:
+    """The next seq of the event's queue, with a checkout slot if one is free and nobody waits ahead."""
+    place = await repo.take_place(db, ObjectId(event_id), limit)
+    if place is None:
         raise not_found("event", "eventId")
-    return seq
+    return place
 
 
 async def reserve_slots(db: AsyncDatabase, *, event_id: str, wanted: int, limit: int) -> repo.SlotGrant:
@@ -365,8 +366,9 @@ async def reserve_slots(db: AsyncDatabase, *, event_id: str, wanted: int, limit:
     return await repo.reserve_slots(db, ObjectId(event_id), wanted, limit)
 
 
-async def release_slot(db: AsyncDatabase, *, event_id: str, count: int = 1) -> None:
-    await repo.release_slot(db, ObjectId(event_id), count)
+async def give_back(db: AsyncDatabase, *, event_id: str, slots: int = 0, waiting: int = 0) -> None:
+    """Entries changed: `slots` checkout slots are free again, `waiting` fewer buyers wait."""
+    await repo.give_back(db, ObjectId(event_id), slots=slots, waiting=waiting)
 
 
 async def reserve_inventory(db: AsyncDatabase, *, ticket_type_id: str, quantity: int) -> bool:

@@ -22,7 +22,7 @@ async def reserve_slots(rt: Runtime, *, event_id: str, wanted: int) -> SlotGrant
 
 
 async def release_slot(rt: Runtime, *, event_id: str, count: int = 1) -> None:
-    await catalog.release_slot(rt.db, event_id=event_id, count=count)
+    await catalog.give_back(rt.db, event_id=event_id, slots=count)
 
 
 async def open_session(

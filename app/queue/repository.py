@@ -35,7 +35,7 @@ async def restart(db: AsyncDatabase, old: QueueEntry, fresh: dict[str, Any]) -> 
         {"_id": ObjectId(old.id), "status": old.status.value, "seq": old.seq},
         {
             "$set": fresh,
-            "$unset": {"admittedAtUtc": "", "cooldownUntilUtc": "", "sessionId": "", "endedAtUtc": ""},
+            "$unset": {f: "" for f in ("admittedAtUtc", "cooldownUntilUtc", "sessionId", "endedAtUtc") if f not in fresh},
             "$push": {"history": {"$each": [record], "$slice": -HISTORY_KEPT}},
         },
         return_document=ReturnDocument.AFTER,
@@ -98,17 +98,19 @@ async def due(db: AsyncDatabase, now: int, limit: int, event_id: str | None = No
     return [QueueEntry.from_doc(d) async for d in cursor]
 
 
-async def close(db: AsyncDatabase, event_id: str, now: int, *, keep_checkouts: bool) -> tuple[list[QueueEntry], int]:
+async def close(
+    db: AsyncDatabase, event_id: str, now: int, *, keep_checkouts: bool
+) -> tuple[list[QueueEntry], int, int]:
     """Every WAITING entry of the event, and every ADMITTED one (only those that started no
     checkout if `keep_checkouts`), becomes CLOSED in two writes; the closed entries, and how
-    many of them were ADMITTED (the slots they held).
+    many of them were WAITING and how many ADMITTED (the slots they held).
 
     Each write is guarded on the status (and on no session, if `keep_checkouts`), so an
     entry admitted or checking out meanwhile is either closed here or left to its own path.
     """
     closing = {"$set": {"status": QueueStatus.CLOSED.value, "endedAtUtc": now}}
     event = ObjectId(event_id)
-    await db.eventQueue.update_many({"eventId": event, "status": QueueStatus.WAITING.value}, closing)
+    waiting = (await db.eventQueue.update_many({"eventId": event, "status": QueueStatus.WAITING.value}, closing)).modified_count
     admitted = {"eventId": event, "status": QueueStatus.ADMITTED.value}
     if keep_checkouts:
         admitted["sessionId"] = None
@@ -116,7 +118,7 @@ async def close(db: AsyncDatabase, event_id: str, now: int, *, keep_checkouts: b
     # This instant marks what was closed here (a second closer in the same millisecond
     # reports the same entries again: their messages are the same, so harmless).
     cursor = db.eventQueue.find({"eventId": event, "status": QueueStatus.CLOSED.value, "endedAtUtc": now})
-    return [QueueEntry.from_doc(d) async for d in cursor], slots
+    return [QueueEntry.from_doc(d) async for d in cursor], waiting, slots
 
 
 async def live_entries(db: AsyncDatabase, event_id: str) -> list[QueueEntry]:

@@ -84,13 +84,16 @@ async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> QueueEntry
             until = from_ms(existing.cooldown_until_utc).isoformat(timespec="seconds").replace("+00:00", "Z")
             raise fail(ErrorCode.QUEUE_COOLDOWN, f"you left this queue; you may join again from {until}")
     await _require_on_sale(rt, event)
-    seq = await catalog.next_queue_seq(rt.db, event_id=event.id)
-    fresh = {
-        "seq": seq,
-        "status": QueueStatus.WAITING.value,
-        "joinedAtUtc": now,
-        "expiresAtUtc": now + rt.settings.queue_expiry_seconds * 1000,
-    }
+    # One write decides the place: with a free slot and nobody ahead, the buyer is ADMITTED
+    # in this very answer, however many join at once (DESIGN section 3).
+    place = await catalog.take_place(rt.db, event_id=event.id, limit=rt.settings.checkout_limit)
+    now = now_ms()
+    fresh: dict = {"seq": place.seq, "joinedAtUtc": now}
+    if place.admitted:
+        fresh |= {"status": QueueStatus.ADMITTED.value, "admittedAtUtc": now,
+                  "expiresAtUtc": now + rt.settings.checkout_expiry_seconds * 1000}
+    else:
+        fresh |= {"status": QueueStatus.WAITING.value, "expiresAtUtc": now + rt.settings.queue_expiry_seconds * 1000}
     if existing is None:
         entry: QueueEntry | None = QueueEntry.model_validate(
             {"_id": str(ObjectId()), "eventId": event.id, "userId": user_id, **fresh}
@@ -102,13 +105,21 @@ async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> QueueEntry
     else:
         entry = await repo.restart(rt.db, existing, fresh)
     if entry is None:
+        # The place taken is nobody's: give back what came with it.
+        await catalog.give_back(rt.db, event_id=event.id, slots=int(place.admitted), waiting=int(not place.admitted))
         winner = await repo.get(rt.db, event.id, user_id)
         assert winner is not None
         return winner
     await _schedule_expiry(rt, entry)
-    for changed in await admit_waiting(rt, event_id=event.id, budget=ADMIT_INLINE):
-        if changed.id == entry.id:
-            entry = changed  # admission published it: no WAITING flash before ADMITTED
+    if place.admitted:
+        metrics.ADMISSIONS.inc()
+        await _publish_entry(rt, entry)
+        await _publish_queue_changed(rt, event.id)
+        return entry
+    if place.admission_pending:  # free slots go to buyers ahead (or the queue closed): admit them now
+        for changed in await admit_waiting(rt, event_id=event.id, budget=ADMIT_INLINE):
+            if changed.id == entry.id:
+                entry = changed  # admission published it: no WAITING flash before ADMITTED
     if entry.status is QueueStatus.CLOSED:  # the event sold out (or was cancelled) as we joined
         await _require_on_sale(rt, await catalog.get_event(rt.db, event_id=event.id))
     if entry.status is QueueStatus.WAITING:
@@ -233,6 +244,28 @@ async def recount_slots(rt: Runtime, *, event_id: str, settle_seconds: float) ->
     return (event.active_checkouts, expected) if changed else None
 
 
+async def recount_waiting(rt: Runtime, *, event_id: str, settle_seconds: float) -> tuple[int, int] | None:
+    """Repair: set the event's `waiting` to its number of WAITING entries; (was, now) if it changed.
+
+    The count runs ahead of the entries while joins are in flight (a seq is
+    taken before its entry is written), and stays ahead after a join crashed
+    between the two, which only makes the join's fast path shy. Corrected only
+    if both numbers stay put for `settle_seconds`. None: nothing done.
+    """
+    event = await catalog.get_event(rt.db, event_id=event_id)
+    waiting = await repo.count(rt.db, event_id, QueueStatus.WAITING)
+    if waiting == event.waiting:
+        return None
+    await asyncio.sleep(settle_seconds)
+    again = await catalog.get_event(rt.db, event_id=event_id)
+    if again.waiting != event.waiting or await repo.count(rt.db, event_id, QueueStatus.WAITING) != waiting:
+        return None
+    changed = await catalog.correct_counter(
+        rt.db, collection="events", doc_id=event_id, field="waiting", seen=event.waiting, value=waiting
+    )
+    return (event.waiting, waiting) if changed else None
+
+
 async def _wait_for_admission_lease(rt: Runtime, event_id: str, owner: str) -> bool:
     """Take the lease, waiting out one lease's life at most (a crashed admitter's lease lapses by then)."""
     deadline = now_ms() + ADMISSION_LEASE_MS + 1000
@@ -294,8 +327,9 @@ async def _admit_while_slots_free(rt: Runtime, event_id: str, room: int | None, 
             break
         now = now_ms()
         batch = await repo.admit(rt.db, candidates[:taken], now, now + rt.settings.checkout_expiry_seconds * 1000)
-        if len(batch) < taken:  # some left or expired since we looked: their slots go back
-            await checkout.release_slot(rt, event_id=event_id, count=taken - len(batch))
+        # One write: the admitted no longer wait, and the slots of those who left or
+        # expired since we looked go back.
+        await catalog.give_back(rt.db, event_id=event_id, slots=taken - len(batch), waiting=len(batch))
         for entry in batch:
             metrics.ADMISSIONS.inc()
             await _schedule_expiry(rt, entry)
@@ -329,6 +363,8 @@ async def end_admission(rt: Runtime, entry: QueueEntry, to: QueueStatus, now: in
         return None
     if to is QueueStatus.EXPIRED:
         metrics.EXPIRIES.inc()
+    if entry.status is QueueStatus.WAITING:
+        await catalog.give_back(rt.db, event_id=entry.event_id, waiting=1)
     if entry.status is QueueStatus.ADMITTED:
         if entry.session_id:
             outcome = CheckoutStatus.COMPLETED if to is QueueStatus.COMPLETED else CheckoutStatus.EXPIRED
@@ -385,11 +421,10 @@ async def close_queue(rt: Runtime, *, event_id: str, cancelled: bool) -> list[Qu
     ACTIVE session ends (the event already holds no slots).
     """
     now = now_ms()
-    closed, slots = await repo.close(rt.db, event_id, now, keep_checkouts=not cancelled)
+    closed, waiting, slots = await repo.close(rt.db, event_id, now, keep_checkouts=not cancelled)
     if cancelled:
         await checkout.end_all_sessions(rt, event_id=event_id, now=now)
-    elif slots:
-        await checkout.release_slot(rt, event_id=event_id, count=slots)
+    await catalog.give_back(rt.db, event_id=event_id, slots=slots, waiting=waiting)
     for entry in closed:
         await _publish_entry(rt, entry)
     if closed:

@@ -103,6 +103,10 @@ async def repair_counters(rt: Runtime, *, event_id: str, settle_seconds: float =
     if slots is not None:
         corrections.append(f"activeCheckouts of {event_id}: {slots[0]} -> {slots[1]}")
         metrics.REPAIRS.labels("active_checkouts").inc()
+    waiting = await queue.recount_waiting(rt, event_id=event_id, settle_seconds=settle_seconds)
+    if waiting is not None:
+        corrections.append(f"waiting of {event_id}: {waiting[0]} -> {waiting[1]}")
+        metrics.REPAIRS.labels("waiting").inc()
     # Stock given back (or taken) changes the sale status: store it now, not at the next cron.
     await queue.refresh_status(rt, event_id=event_id)
     for line in corrections:
