@@ -1,8 +1,8 @@
 """Test fixtures: a real SecantusDB server per test module, one database per test,
 and the aiohttp app served over real HTTP.
 
-The server is restarted for every module because its write rate falls as
-writes accumulate (DESIGN section 6); it starts in well under a second.
+Each module gets a fresh server (it starts in well under a second), so no
+module's leftovers can slow or confuse another's.
 """
 
 from __future__ import annotations
