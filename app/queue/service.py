@@ -178,10 +178,13 @@ async def admit_waiting(rt: Runtime, *, event_id: str, budget: int | None = None
             return admitted
         try:
             room = None if budget is None else budget - len(admitted)
-            admitted += await _admit_while_slots_free(rt, event_id, room, owner)
+            batch, slots_ran_out = await _admit_while_slots_free(rt, event_id, room, owner)
+            admitted += batch
         finally:
             await repo.give_back_admission_lease(rt.db, event_id, owner)
-        if not await _admission_possible(rt, event_id):
+        # Whoever joined while we held the lease found it held and left admission to us;
+        # if the slots ran out they wait for the next free slot anyway.
+        if slots_ran_out or not await _admission_possible(rt, event_id):
             return admitted
         if budget is not None and len(admitted) >= budget:
             _admit_in_background(rt, event_id)
@@ -303,15 +306,20 @@ async def admit_where_possible(rt: Runtime) -> int:
     return admitted
 
 
-async def _admit_while_slots_free(rt: Runtime, event_id: str, room: int | None, owner: str) -> list[QueueEntry]:
-    """Admit in batches: the lowest WAITING seqs, as many as there are free slots.
+async def _admit_while_slots_free(
+    rt: Runtime, event_id: str, room: int | None, owner: str
+) -> tuple[list[QueueEntry], bool]:
+    """Admit in batches: the lowest WAITING seqs, as many as there are free slots; the
+    entries admitted (or closed), and whether the round ended because the slots ran out.
 
-    Each batch is three round trips whatever its size (find the lowest seqs,
+    Each batch is a few round trips whatever its size (find the lowest seqs,
     take that many slots with one guarded increment, admit them with one
-    update), so a crowd is let in at the database's pace, not one by one.
+    update, count them with one more), so a crowd is let in at the database's
+    pace, not one by one.
     """
     admitted: list[QueueEntry] = []
     renewed = now_ms()
+    slots_ran_out = False
     while room is None or len(admitted) < room:
         wanted = ADMIT_BATCH if room is None else min(ADMIT_BATCH, room - len(admitted))
         candidates = await repo.lowest_admissible(rt.db, event_id, now_ms(), wanted)
@@ -324,6 +332,7 @@ async def _admit_while_slots_free(rt: Runtime, event_id: str, room: int | None, 
             break
         taken = grant.taken
         if taken == 0:
+            slots_ran_out = True
             break
         now = now_ms()
         batch = await repo.admit(rt.db, candidates[:taken], now, now + rt.settings.checkout_expiry_seconds * 1000)
@@ -335,6 +344,10 @@ async def _admit_while_slots_free(rt: Runtime, event_id: str, room: int | None, 
             await _schedule_expiry(rt, entry)
             await _publish_entry(rt, entry)
         admitted += batch
+        if len(batch) == taken and taken < wanted:
+            # Fewer slots than buyers, or fewer buyers than asked for: nothing more to do now.
+            slots_ran_out = taken < len(candidates)
+            break
         if now_ms() - renewed > ADMISSION_LEASE_MS // 5:
             # A long round (a crowd on a slow database) must not outlive its lease,
             # or a second admitter would start beside it and break the seq order.
@@ -344,7 +357,7 @@ async def _admit_while_slots_free(rt: Runtime, event_id: str, room: int | None, 
     if admitted:
         log.debug("admitted %d on %s", len(admitted), event_id)
         await _publish_queue_changed(rt, event_id)
-    return admitted
+    return admitted, slots_ran_out
 
 
 async def end_admission(rt: Runtime, entry: QueueEntry, to: QueueStatus, now: int) -> QueueEntry | None:

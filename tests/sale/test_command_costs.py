@@ -1,0 +1,70 @@
+"""Database commands per step of a buyer's path, counted with PyMongo command monitoring.
+
+Deterministic, not timed: each ceiling is today's cost, so a change that adds
+round trips fails here. Issue 8's budget (10 per completed buyer, 3 per buyer
+refused at a sell-out) is lower than these ceilings add up to; lower them as
+the path gets cheaper.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from app.config import Settings
+from app.server import create_app
+from tests.api_client import ApiClient
+from tests.conftest import JWT_SECRET, CommandCounter, make_token
+from tests.factories import on_sale_event, ticket_type_input
+
+CEILINGS = {
+    "join, admitted at once": 5,
+    "join, waiting behind a full slot": 6,
+    "startCheckout": 4,
+    "purchase, admitting the next buyer": 26,
+    "purchase of the last ticket, closing the queue": 32,
+    "join refused: sold out": 3,
+}
+
+
+@pytest.fixture
+async def counted(aiohttp_client, mongo_uri, command_counter: CommandCounter) -> ApiClient:
+    """One checkout slot; the sweep off, so every command counted is the request's own."""
+    settings = Settings(mongodb_uri=mongo_uri, jwt_secret=JWT_SECRET, checkout_limit=1, _env_file=None)
+    app = create_app(settings, db_listeners=[command_counter], sweep=False)
+    return ApiClient(await aiohttp_client(app), app)
+
+
+async def test_each_step_of_a_buyer_stays_within_its_command_ceiling(counted, command_counter, organizer):
+    api = counted
+    event, (general,) = await on_sale_event(api, organizer, ticket_type_input(quantityTotal=2, maxPerPurchase=1))
+    eid = event["id"]
+    a, b, c, late = (make_token(f"cost-{name}") for name in ("a", "b", "c", "late"))
+    spent: dict[str, Counter] = {}
+
+    async def step(name: str | None, document: str, variables: dict, token: str) -> dict:
+        command_counter.reset()
+        payload = await api.mutate(document, variables, token)
+        if name is not None:
+            spent[name] = Counter(command_counter.commands)
+        return payload
+
+    def one_ticket(key: str) -> dict:
+        return {"input": {"eventId": eid, "idempotencyKey": key, "items": [{"ticketTypeId": general["id"], "quantity": 1}]}}
+
+    assert (await step("join, admitted at once", "JoinQueue", {"eventId": eid}, a))["entry"]["status"] == "ADMITTED"
+    assert (await step("join, waiting behind a full slot", "JoinQueue", {"eventId": eid}, b))["entry"]["status"] == "WAITING"
+    assert (await step(None, "JoinQueue", {"eventId": eid}, c))["entry"]["status"] == "WAITING"
+    assert (await step("startCheckout", "StartCheckout", {"eventId": eid}, a))["errors"] == []
+    assert (await step("purchase, admitting the next buyer", "PurchaseTickets", one_ticket("a"), a))["errors"] == []
+    assert (await step(None, "StartCheckout", {"eventId": eid}, b))["errors"] == []
+    last = await step("purchase of the last ticket, closing the queue", "PurchaseTickets", one_ticket("b"), b)
+    assert last["errors"] == []
+    refused = await step("join refused: sold out", "JoinQueue", {"eventId": eid}, late)
+    assert [e["code"] for e in refused["errors"]] == ["SOLD_OUT"]
+
+    report = {name: sum(c.values()) for name, c in spent.items()}
+    print("\ncommands per step:", report)
+    over = {name: (report[name], ceiling, dict(spent[name])) for name, ceiling in CEILINGS.items() if report[name] > ceiling}
+    assert not over, f"steps over their ceilings (spent, ceiling, by command): {over}"
