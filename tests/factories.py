@@ -102,5 +102,5 @@ async def stuck_order(
     await db.orders.insert_one(order.to_doc())
     if take_stock:
         for item in order_items:
-            assert await catalog.reserve_inventory(db, ticket_type_id=item.ticket_type_id, quantity=item.quantity)
+            assert await catalog.reserve_inventory(db, ticket_type_id=item.ticket_type_id, quantity=item.quantity) is not None
     return order

@@ -228,14 +228,16 @@ async def reserve_slots(db: AsyncDatabase, event_id: ObjectId, wanted: int, limi
     return SlotGrant(0)
 
 
-async def reserve_inventory(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int) -> bool:
-    """Add `quantity` to quantitySold only if that keeps it within quantityTotal."""
+async def reserve_inventory(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int) -> int | None:
+    """Add `quantity` to quantitySold only if that keeps it within quantityTotal; how many
+    are left after it, or None if it was refused."""
     doc = await db.eventTickets.find_one_and_update(
         {"_id": ticket_type_id, "$expr": {"$lte": [{"$add": ["$quantitySold", quantity]}, "$quantityTotal"]}},
         {"$inc": {"quantitySold": quantity}},
-        projection={"_id": 1},
+        projection={"quantitySold": 1, "quantityTotal": 1},
+        return_document=ReturnDocument.AFTER,
     )
-    return doc is not None
+    return None if doc is None else doc["quantityTotal"] - doc["quantitySold"]
 
 
 async def release_inventory(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int) -> None:

@@ -371,8 +371,9 @@ async def give_back(db: AsyncDatabase, *, event_id: str, slots: int = 0, waiting
     await repo.give_back(db, ObjectId(event_id), slots=slots, waiting=waiting)
 
 
-async def reserve_inventory(db: AsyncDatabase, *, ticket_type_id: str, quantity: int) -> bool:
-    """Sell `quantity` of a ticket type if that many remain (guarded: never oversells)."""
+async def reserve_inventory(db: AsyncDatabase, *, ticket_type_id: str, quantity: int) -> int | None:
+    """Sell `quantity` of a ticket type if that many remain (guarded: never oversells); how
+    many remain after it, or None if refused."""
     return await repo.reserve_inventory(db, ObjectId(ticket_type_id), quantity)
 
 

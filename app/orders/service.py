@@ -94,21 +94,24 @@ async def purchase_tickets(
         assert raced is not None
         return await _replay(rt, raced, request_hash)
 
-    await _reserve_all(rt, order, types)
+    ran_out = await _reserve_all(rt, order, types)
     reserved = await repo.move(rt.db, order.id, OrderState.PENDING, OrderState.RESERVED, now_ms())
     if reserved is None:
         # The repair judged this order abandoned and undid it. Our stock stays
         # counted (a safe undercount of what is left) until the next recount;
         # giving it back here could race that recount into an oversell.
         raise fail(ErrorCode.PURCHASE_INTERRUPTED, "the purchase took too long and was undone; nothing was issued")
-    order, _ = await finish_order(rt, reserved)
+    order, _ = await finish_order(rt, reserved, stock_ran_out=ran_out)
     return order
 
 
-async def finish_order(rt: Runtime, order: Order) -> tuple[Order, bool]:
+async def finish_order(rt: Runtime, order: Order, *, stock_ran_out: bool = True) -> tuple[Order, bool]:
     """RESERVED -> COMPLETED: issue the planned tickets (idempotent) and close the checkout.
 
-    Returns the order, and whether this call completed it (not a concurrent one).
+    The event's stored status is refreshed (a sell-out closes the queue) unless
+    the caller knows none of the order's types ran out with it: then the status
+    cannot have changed. Returns the order, and whether this call completed it
+    (not a concurrent one).
     """
     planned = list(order.tickets)
     for _ in range(5):
@@ -127,7 +130,8 @@ async def finish_order(rt: Runtime, order: Order) -> tuple[Order, bool]:
         metrics.PURCHASES.labels("completed").inc()
         metrics.TICKETS_ISSUED.inc(len(planned))
     await queue.complete_admission(rt, event_id=order.event_id, user_id=order.user_id, session_id=order.session_id)
-    await queue.refresh_status(rt, event_id=order.event_id)  # the last ticket closes the queue
+    if stock_ran_out:
+        await queue.refresh_status(rt, event_id=order.event_id)  # the last ticket closes the queue
     await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})
     return (completed or await repo.get_order(rt.db, order.id) or order), completed is not None
 
@@ -245,13 +249,17 @@ def _plan_tickets(items: list[OrderItem]) -> list[PlannedTicket]:
     ]
 
 
-async def _reserve_all(rt: Runtime, order: Order, types: dict[str, EventTicket]) -> None:
-    """Take every item's stock, or none of it (the order then FAILS with the reason)."""
+async def _reserve_all(rt: Runtime, order: Order, types: dict[str, EventTicket]) -> bool:
+    """Take every item's stock, or none of it (the order then FAILS with the reason); whether
+    any of the types ran out with it (only then can the event's status change)."""
     taken: list[OrderItem] = []
+    ran_out = False
     # Always in the same order, so two buyers of the same pair of types cannot starve each other.
     for item in sorted(order.items, key=lambda i: i.ticket_type_id):
-        if await catalog.reserve_inventory(rt.db, ticket_type_id=item.ticket_type_id, quantity=item.quantity):
+        left = await catalog.reserve_inventory(rt.db, ticket_type_id=item.ticket_type_id, quantity=item.quantity)
+        if left is not None:
             taken.append(item)
+            ran_out = ran_out or left == 0
             continue
         for done in taken:
             await catalog.release_inventory(rt.db, ticket_type_id=done.ticket_type_id, quantity=done.quantity)
@@ -276,6 +284,7 @@ async def _reserve_all(rt: Runtime, order: Order, types: dict[str, EventTicket])
         metrics.SOLD_OUTS.labels(problem.code.value).inc()
         raise DomainError(problem)
     await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})
+    return ran_out
 
 
 async def _replay(rt: Runtime, order: Order, request_hash: str) -> Order:

@@ -22,7 +22,7 @@ CEILINGS = {
     "join, admitted at once": 5,
     "join, waiting behind a full slot": 6,
     "startCheckout": 4,
-    "purchase, admitting the next buyer": 26,
+    "purchase, admitting the next buyer": 24,
     "purchase of the last ticket, closing the queue": 32,
     "join refused: sold out": 3,
 }
