@@ -71,6 +71,8 @@ class Event(Document):
     active_checkouts: int = Field(0, alias="activeCheckouts")
     # WAITING entries, counted from the moment their seq is taken: never below the real number.
     waiting: int = 0
+    # The last write to the queue's counters: the repair leaves a busy queue's counters alone.
+    queue_activity_at_utc: int | None = Field(None, alias="queueActivityAtUtc")
     search_tokens: list[str] = Field(default_factory=list, alias="searchTokens")
     dedupe_key: str = Field(alias="dedupeKey")
     organizer_id: str = Field(alias="organizerId")

@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from app.catalog.models import Event, EventStatus, EventTicket, TicketType, Venue
+from app.timeutil import now_ms
 
 SEARCH_INDEX = "searchTokens_startAtUtc"
 DUPLICATE_KEY = 11000
@@ -172,6 +173,7 @@ async def take_place(db: AsyncDatabase, event_id: ObjectId, limit: int) -> Place
             "activeCheckouts": {"$cond": [free, {"$add": [active, 1]}, active]},
             "waiting": {"$cond": [free, waiting, {"$add": [waiting, 1]}]},
             "lastPlace": {"admitted": free, "pending": {"$and": [{"$not": [free]}, {"$or": [slots_free, closed]}]}},
+            "queueActivityAtUtc": now_ms(),
         }}],
         projection={"nextQueueSeq": 1, "lastPlace": 1},
         return_document=ReturnDocument.AFTER,
@@ -188,7 +190,7 @@ async def give_back(db: AsyncDatabase, event_id: ObjectId, *, slots: int = 0, wa
     """
     if not slots and not waiting:
         return
-    changes = {}
+    changes: dict[str, Any] = {"queueActivityAtUtc": now_ms()}
     for field, by in (("activeCheckouts", slots), ("waiting", waiting)):
         if by:
             changes[field] = {"$max": [0, {"$subtract": [{"$ifNull": [f"${field}", 0]}, by]}]}
@@ -220,7 +222,7 @@ async def reserve_slots(db: AsyncDatabase, event_id: ObjectId, wanted: int, limi
         # Guarded: taken only if the count still leaves room for all n (else read again).
         taken = await db.events.find_one_and_update(
             {"_id": event_id, "activeCheckouts": {"$lte": limit - n}, "status": {"$nin": _NO_ADMISSION}},
-            {"$inc": {"activeCheckouts": n}},
+            {"$inc": {"activeCheckouts": n}, "$set": {"queueActivityAtUtc": now_ms()}},
             projection={"_id": 1},
         )
         if taken is not None:

@@ -13,6 +13,10 @@ no write raced the recount (the counter still holds the value read first):
   the event's admission lease (no admission runs meanwhile) and only if both
   numbers hold still for a short settle time (a slot being given back is
   between its two writes for a moment).
+- waiting of an event = its WAITING entries, with the same settle time.
+The cron recounts an event only once its sale has been quiet for the order
+grace period (30 s): during a rush, a step's two writes can be seconds apart,
+and a recount between them would break the counters it means to fix.
 """
 
 from __future__ import annotations
@@ -46,11 +50,16 @@ class RepairReport:
 
 
 async def repair(rt: Runtime, *, grace_ms: int = ORDER_GRACE_MS, settle_seconds: float = 1.0) -> RepairReport:
-    """Everything: stale orders first, then the counters of every live event."""
-    report = await repair_orders(rt, grace_ms=grace_ms)
+    """Everything: stale orders first, then the counters of every live event whose sale was quiet."""
     live = [EventStatus.UPCOMING, EventStatus.ON_SALE, EventStatus.SOLD_OUT, EventStatus.CANCELLED]
-    for event_id in await catalog.event_ids(rt.db, statuses=live):
-        report.corrections += await repair_counters(rt, event_id=event_id, settle_seconds=settle_seconds)
+    event_ids = await catalog.event_ids(rt.db, statuses=live)
+    # Judged before this run's own writes (finishing an order frees a slot) can make a sale look busy.
+    quiet_before = now_ms() - grace_ms
+    quiet = {e for e in event_ids if ((await catalog.get_event(rt.db, event_id=e)).queue_activity_at_utc or 0) <= quiet_before}
+    report = await repair_orders(rt, grace_ms=grace_ms)
+    for event_id in event_ids:
+        if event_id in quiet:
+            report.corrections += await repair_counters(rt, event_id=event_id, settle_seconds=settle_seconds)
     return report
 
 
@@ -78,7 +87,13 @@ async def repair_orders(rt: Runtime, *, grace_ms: int = ORDER_GRACE_MS) -> Repai
 
 
 async def repair_counters(rt: Runtime, *, event_id: str, settle_seconds: float = 1.0) -> list[str]:
-    """Recount one event's quantitySold and activeCheckouts; the corrections made."""
+    """Recount one event's quantitySold, activeCheckouts and waiting; the corrections made.
+
+    Run only on a quiet sale (see `repair`): a busy sale's counters are exact
+    by construction, while a recount taken between two writes of one step (a
+    slot counted, its entry not yet written; an order written, its stock not
+    yet taken) would "correct" them wrongly.
+    """
     corrections: list[str] = []
     event = await catalog.get_event(rt.db, event_id=event_id)
     if event.status is EventStatus.CANCELLED:

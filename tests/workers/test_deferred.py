@@ -32,7 +32,7 @@ from tests.workers.support import (
     stuck_order,
     ticket_doc,
 )
-from tests.workers.test_jobs import opening_soon_event
+from tests.workers.test_jobs import opening_soon_event, quiet_since_the_crash
 from workers.scheduler import LATE_MS, redis_settings
 
 # "within 2 s of its expiresAt" / "within ~2 s of the opening"
@@ -151,6 +151,7 @@ async def test_stock_given_back_by_the_repair_puts_the_event_back_on_sale(make_a
     session = await checkout(api, c, eid)
     await stuck_order(api.db, event_id=eid, user="buyer-c", session_id=session["id"], items=[(general, 1)],
                       state=OrderState.PENDING, key="c-1")
+    await quiet_since_the_crash(api.db, eid)
     assert (await api.data("Event", {"id": eid}))["event"]["status"] == "SOLD_OUT"
 
     settings = make_settings(mongo_uri, **overrides)
