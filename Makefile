@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast schema baseline install clean
+.PHONY: run test test-fast schema baseline install clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 ## The inner loop: everything but the multi-process, crash and whole-product suites.
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
+
+## The sale-day rush of DESIGN section 7 on the embedded default (docs/BENCHMARKS.md); BENCH_ARGS="--scenario rush-1api" picks.
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
 
 ## Export the GraphQL schema the code defines to schema.graphql.
 schema: $(STAMP)

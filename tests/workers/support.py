@@ -19,7 +19,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from prometheus_client import REGISTRY
 from app.config import Settings
 from app.embedded import _die_with_parent, free_port
 from app.timeutil import now_ms
+from bench.stack import Child as Proc  # one `python -m app ...` process, its log and port
 from tests.api_client import document
 from tests.conftest import JWT_SECRET
 from tests.factories import stuck_order  # noqa: F401 - re-exported for the job tests
@@ -321,25 +322,6 @@ class RemoteApi:
 
 
 # --- API and worker OS processes -----------------------------------------------------------
-
-
-@dataclass
-class Proc:
-    name: str
-    proc: subprocess.Popen
-    log: Path
-    port: int | None = None
-
-    def tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no log)"
-
-    def problems(self) -> list[str]:
-        """Lines of the log that speak of a server fault."""
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return [line for line in text.splitlines() if "Traceback" in line or " ERROR " in line or " CRITICAL " in line]
 
 
 def _env(workdir: Path, name: str, **settings: Any) -> dict[str, str]:

@@ -1,0 +1,123 @@
+"""`python -m bench`: run the rush scenarios, print the table, write the JSON; exit 1 if a guarantee broke.
+
+    python -m bench                                  # the default set (what `make bench` runs)
+    python -m bench --scenario rush-2api             # some of them
+    python -m bench --buyers 40 --tickets 12 --apis 1  # one rush of your own
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import signal
+import sys
+import time
+import traceback
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.report import details, table, write_json
+from bench.rush import RushConfig, run_rush
+
+SCENARIOS = {
+    "rush-1api": RushConfig("rush-1api"),
+    "rush-2api": RushConfig("rush-2api", apis=2),
+    # Today this one takes minutes: bounded, and whoever is left waiting counts as "no answer".
+    "rush-2000": RushConfig("rush-2000", buyers=2000, tickets=500, max_seconds=600.0),
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),
+                        help="run this scenario (repeat for several); default: all of them")
+    parser.add_argument("--buyers", type=int, help="buyers (N)")
+    parser.add_argument("--tickets", type=int, help="tickets on sale (S)")
+    parser.add_argument("--limit", type=int, dest="checkout_limit", help="CHECKOUT_LIMIT")
+    parser.add_argument("--apis", type=int, help="API processes (buyer i uses process i %% count)")
+    parser.add_argument("--buyer-processes", type=int, help="OS processes the buyers are spread over (default 2)")
+    parser.add_argument("--grace", type=float, dest="grace_s", help="seconds a buyer is waited for after the sell-out (default 30)")
+    parser.add_argument("--max-seconds", type=float, help="bound on one rush from its start")
+    parser.add_argument("--raw-updates", type=int, help="guarded updates in the raw-rate loop (default 1200)")
+    parser.add_argument("--profile", action="store_true", default=None,
+                        help="sample the database and API processes with py-spy until the sell-out (needs py-spy)")
+    parser.add_argument("--trace", action="store_true", default=None,
+                        help="record every database command to commands.jsonl (slows the rush: for small runs)")
+    parser.add_argument("--out", type=Path, default=Path(".data/bench"), help="logs and results (default .data/bench)")
+    parser.add_argument("--json", type=Path, help="write the results here (default OUT/results-<time>.json)")
+    return parser.parse_args(argv)
+
+
+def chosen(args: argparse.Namespace) -> list[RushConfig]:
+    """The scenarios to run, with the size flags applied; size flags alone make one custom rush."""
+    overrides = {
+        k: getattr(args, k) for k in ("buyers", "tickets", "checkout_limit", "apis", "buyer_processes", "grace_s",
+                                      "max_seconds", "raw_updates", "profile", "trace")
+        if getattr(args, k) is not None
+    }
+    if args.scenario:
+        base = [SCENARIOS[name] for name in args.scenario]
+    elif overrides.keys() & {"buyers", "tickets", "checkout_limit", "apis"}:
+        base = [RushConfig("rush")]
+    else:
+        base = list(SCENARIOS.values())
+    return [dataclasses.replace(c, **overrides) for c in base]
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    model = "?"
+    with suppress(OSError, StopIteration), open("/proc/cpuinfo") as info:
+        model = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(), "platform": platform.platform()}
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM unwind the run, so every server started is stopped by its pid
+    (SIGINT too: a shell may have started us with it ignored)."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    _stop_on_signals()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = (args.out / stamp).resolve()
+    results, failed = [], False
+    for config in chosen(args):
+        print(f"{config.name}: {config.buyers} buyers, {config.tickets} tickets, CHECKOUT_LIMIT {config.checkout_limit}, "
+              f"{config.apis} API process(es)...", flush=True)
+        started = time.monotonic()
+        try:
+            result = run_rush(config, run_dir / config.name)
+        except KeyboardInterrupt:
+            print("interrupted: everything started was stopped", file=sys.stderr)
+            return 130
+        except Exception:  # noqa: BLE001 - report it and go on with the next scenario
+            traceback.print_exc()
+            print(f"{config.name}: FAILED to run (logs in {run_dir / config.name})", file=sys.stderr)
+            failed = True
+            continue
+        results.append(result)
+        failed |= bool(result["checks"]["violations"])
+        print(f"  done in {time.monotonic() - started:.0f}s", flush=True)
+    if results:
+        print()
+        print(table(results))
+        for result in results:
+            print(details(result))
+        path = args.json or args.out / f"results-{stamp}.json"
+        write_json(results, path, machine() | {"measured_at": stamp})
+        print(f"\nresults: {path}")
+    return 1 if failed or not results else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

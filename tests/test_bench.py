@@ -1,0 +1,52 @@
+"""`make bench` in a small form: the same command, 40 buyers for 12 tickets, every figure printed.
+
+Timing targets are not asserted (they are figures to read, on a shared
+machine); what is asserted is that the rush ran to the end, measured what it
+claims to measure, sold exactly the tickets, and broke no guarantee.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow  # starts a database, Redis, a worker, an API and two buyer processes
+
+ROOT = Path(__file__).resolve().parents[1]
+TICKETS = 12
+
+
+def test_a_small_rush_prints_every_figure_and_keeps_the_guarantees(tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--buyers", "40", "--tickets", str(TICKETS), "--limit", "50", "--apis", "1",
+         "--grace", "10", "--max-seconds", "45", "--raw-updates", "400", "--out", str(tmp_path), "--json", str(results)],
+        cwd=ROOT, capture_output=True, text=True, timeout=150, check=False,
+    )
+    assert run.returncode == 0, f"stdout:\n{run.stdout[-4000:]}\nstderr:\n{run.stderr[-4000:]}"
+    for label in ("orders/s until sold out", "buyer p50", "DB commands per order", "raw guarded updates/s",
+                  "all answered, after sell-out", "no answer (stuck)", "invariants"):
+        assert label in run.stdout, f"{label!r} not printed:\n{run.stdout}"
+
+    (result,) = json.loads(results.read_text())["results"]
+    figures, checks = result["figures"], result["checks"]
+    assert result["raw_guarded_updates"]["per_second"] > 0
+    assert figures["orders_per_s"] > 0
+    assert figures["p50_s"] is not None and figures["p95_s"] is not None
+    assert result["db_commands"]["per_order"]["total"] > 0
+    assert result["ratios"]["orders_per_raw_update"] > 0
+    assert figures["no_answer"] >= 0 and set(figures["outcomes"]) <= {"order", "refused", "closed", "no_answer", "error"}
+    assert sum(figures["outcomes"].values()) == 40, figures["outcomes"]
+
+    # Sold exactly the tickets: to the buyers, and in the database.
+    assert figures["sold_out"] and figures["orders"] == TICKETS, figures
+    assert figures["tickets_sold_to_buyers"] == TICKETS
+    counts = checks["counts"]
+    assert counts["quantity_sold"] == counts["tickets_issued"] == counts["orders_completed"] == TICKETS, counts
+    # No oversell, unique ticket numbers and codes, no slot above the limit.
+    assert checks["violations"] == [], checks["violations"]
+    assert counts["active_checkouts"] <= 50
