@@ -116,7 +116,8 @@ async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> QueueEntry
         await _publish_entry(rt, entry)
         await _publish_queue_changed(rt, event.id)
         return entry
-    if place.admission_pending:  # free slots go to buyers ahead (or the queue closed): admit them now
+    if place.admission_pending or await _slot_freed_meanwhile(rt, event.id):
+        # Free slots go to buyers ahead (or the queue closed): admit them now.
         for changed in await admit_waiting(rt, event_id=event.id, budget=ADMIT_INLINE):
             if changed.id == entry.id:
                 entry = changed  # admission published it: no WAITING flash before ADMITTED
@@ -126,6 +127,13 @@ async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> QueueEntry
         await _publish_entry(rt, entry)
         await _publish_queue_changed(rt, event.id)
     return entry
+
+
+async def _slot_freed_meanwhile(rt: Runtime, event_id: str) -> bool:
+    """Did a slot come free since our place was taken? Whoever freed it may have looked
+    for WAITING buyers before our entry was written: then nobody would admit us."""
+    event = await catalog.find_event(rt.db, event_id=event_id)
+    return event is not None and event.active_checkouts < rt.settings.checkout_limit
 
 
 async def leave_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> QueueEntry:
@@ -178,13 +186,12 @@ async def admit_waiting(rt: Runtime, *, event_id: str, budget: int | None = None
             return admitted
         try:
             room = None if budget is None else budget - len(admitted)
-            batch, slots_ran_out = await _admit_while_slots_free(rt, event_id, room, owner)
-            admitted += batch
+            admitted += await _admit_while_slots_free(rt, event_id, room, owner)
         finally:
             await repo.give_back_admission_lease(rt.db, event_id, owner)
-        # Whoever joined while we held the lease found it held and left admission to us;
-        # if the slots ran out they wait for the next free slot anyway.
-        if slots_ran_out or not await _admission_possible(rt, event_id):
+        # Whoever joined or freed a slot while we held the lease found it held and left
+        # admission to us: look once more.
+        if not await _admission_possible(rt, event_id):
             return admitted
         if budget is not None and len(admitted) >= budget:
             _admit_in_background(rt, event_id)
@@ -306,11 +313,9 @@ async def admit_where_possible(rt: Runtime) -> int:
     return admitted
 
 
-async def _admit_while_slots_free(
-    rt: Runtime, event_id: str, room: int | None, owner: str
-) -> tuple[list[QueueEntry], bool]:
+async def _admit_while_slots_free(rt: Runtime, event_id: str, room: int | None, owner: str) -> list[QueueEntry]:
     """Admit in batches: the lowest WAITING seqs, as many as there are free slots; the
-    entries admitted (or closed), and whether the round ended because the slots ran out.
+    entries admitted (or closed, if the sale turned out to be over).
 
     Each batch is a few round trips whatever its size (find the lowest seqs,
     take that many slots with one guarded increment, admit them with one
@@ -319,7 +324,6 @@ async def _admit_while_slots_free(
     """
     admitted: list[QueueEntry] = []
     renewed = now_ms()
-    slots_ran_out = False
     while room is None or len(admitted) < room:
         wanted = ADMIT_BATCH if room is None else min(ADMIT_BATCH, room - len(admitted))
         candidates = await repo.lowest_admissible(rt.db, event_id, now_ms(), wanted)
@@ -332,7 +336,6 @@ async def _admit_while_slots_free(
             break
         taken = grant.taken
         if taken == 0:
-            slots_ran_out = True
             break
         now = now_ms()
         batch = await repo.admit(rt.db, candidates[:taken], now, now + rt.settings.checkout_expiry_seconds * 1000)
@@ -345,9 +348,7 @@ async def _admit_while_slots_free(
             await _publish_entry(rt, entry)
         admitted += batch
         if len(batch) == taken and taken < wanted:
-            # Fewer slots than buyers, or fewer buyers than asked for: nothing more to do now.
-            slots_ran_out = taken < len(candidates)
-            break
+            break  # fewer slots than buyers, or fewer buyers than asked for: nothing more to do now
         if now_ms() - renewed > ADMISSION_LEASE_MS // 5:
             # A long round (a crowd on a slow database) must not outlive its lease,
             # or a second admitter would start beside it and break the seq order.
@@ -357,7 +358,7 @@ async def _admit_while_slots_free(
     if admitted:
         log.debug("admitted %d on %s", len(admitted), event_id)
         await _publish_queue_changed(rt, event_id)
-    return admitted, slots_ran_out
+    return admitted
 
 
 async def end_admission(rt: Runtime, entry: QueueEntry, to: QueueStatus, now: int) -> QueueEntry | None:

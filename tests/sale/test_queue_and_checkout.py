@@ -489,3 +489,26 @@ async def test_many_buyers_joining_at_once_never_exceed_the_limit(make_api, orga
     promoted = next(t for t, e in zip(people, entries) if e["seq"] == lowest)
     assert (await my_entry(api, event["id"], promoted))["status"] == "ADMITTED"
     await assert_slots(api, event["id"], 3)
+
+
+async def test_a_slot_freed_while_a_join_is_in_flight_goes_to_that_buyer(make_api, organizer, monkeypatch):
+    """The only slot is held when B takes a place (WAITING), and freed before B's entry is written:
+    whoever freed it looked for WAITING buyers and found none. B's join must notice and admit B."""
+    from app.queue import repository as queue_repo
+
+    api = await make_api(checkout_limit=1)
+    event, _ = await on_sale_event(api, organizer)
+    eid = event["id"]
+    a, b = buyers(2, "inflight")
+    assert (await join(api, eid, a))["status"] == "ADMITTED"
+    real_insert = queue_repo.insert
+
+    async def insert_after_a_leaves(db, entry):
+        if entry.user_id == "inflight-1":
+            await leave(api, eid, a)  # between B's place and B's entry
+        await real_insert(db, entry)
+
+    monkeypatch.setattr(queue_repo, "insert", insert_after_a_leaves)
+    joined = await join(api, eid, b)
+    assert joined["status"] == "ADMITTED", joined
+    await assert_slots(api, eid, 1)
