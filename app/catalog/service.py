@@ -20,7 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from app.auth import Viewer, require_role
 from app.catalog import repository as repo
-from app.catalog import search
+from app.catalog import sale_view, search
 from app.catalog.inputs import (
     EventDraft,
     TicketTypeDraft,
@@ -242,6 +242,7 @@ async def refresh_event_status(db: AsyncDatabase, *, event: Event) -> EventStatu
     status = derive_status(event.status, tickets, now_ms())
     if status is not event.status:
         await repo.set_event_status(db, ObjectId(event.id), status)
+    sale_view.forget(event.id)  # called when stock or time changed the sale: this process reads it fresh
     return status
 
 
@@ -385,6 +386,11 @@ async def ticket_types_by_id(db: AsyncDatabase, *, ids: list[str]) -> dict[str, 
     return await repo.get_ticket_types(db, [ObjectId(i) for i in ids])
 
 
+async def sale_view_of(db: AsyncDatabase, *, event_id: str, field: str | None = None) -> tuple[Event, list[EventTicket]]:
+    """The event and its ticket types as the sale path reads them: up to a second old (see sale_view)."""
+    return await sale_view.sale_view(db, event_id=event_id, field=field)
+
+
 async def ticket_types_of_event(db: AsyncDatabase, *, event_id: str) -> list[EventTicket]:
     return (await repo.ticket_types_by_event(db, [ObjectId(event_id)]))[event_id]
 
@@ -401,6 +407,7 @@ async def mark_cancelled(db: AsyncDatabase, *, actor: Viewer, event_id: str) -> 
     _require_owner(actor, event.organizer_id, "event")
     if not await repo.mark_cancelled(db, ObjectId(event.id)):
         raise fail(ErrorCode.EVENT_CANCELLED, "the event is already cancelled")
+    sale_view.forget(event.id)
     return await get_event(db, event_id=event.id)
 
 

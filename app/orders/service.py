@@ -62,7 +62,7 @@ async def purchase_tickets(
     if existing is not None:
         return await _replay(rt, existing, request_hash)
 
-    event = await catalog.get_event(rt.db, event_id=event_id, field="input.eventId")
+    event, event_types = await catalog.sale_view_of(rt.db, event_id=event_id, field="input.eventId")
     if event.status is EventStatus.CANCELLED:
         raise fail(ErrorCode.EVENT_CANCELLED, "the event is cancelled")
     try:
@@ -74,7 +74,10 @@ async def purchase_tickets(
         if twin is None:
             raise
         return await _replay(rt, twin, request_hash)
-    types = await catalog.ticket_types_by_id(rt.db, ids=[i.ticket_type_id for i in items])
+    wanted = [i.ticket_type_id for i in items]
+    types = {t.id: t for t in event_types if t.id in wanted}
+    if len(types) < len(set(wanted)):  # a type the view does not hold (just added, or another event's)
+        types = await catalog.ticket_types_by_id(rt.db, ids=wanted)
     now = now_ms()
     order_items = _check_items(rt, items, types, event.id, now)
     currencies = {types[i.ticket_type_id].currency for i in items}

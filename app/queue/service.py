@@ -19,7 +19,7 @@ from pymongo.errors import DuplicateKeyError
 from app import metrics
 from app.auth import Viewer, require_user
 from app.catalog import service as catalog
-from app.catalog.models import Event, EventStatus
+from app.catalog.models import Event, EventStatus, EventTicket
 from app.checkout import service as checkout
 from app.checkout.models import CheckoutSession, CheckoutStatus
 from app.errors import ErrorCode, fail
@@ -73,7 +73,7 @@ async def waiting_count(rt: Runtime, *, event_id: str) -> int:
 async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> QueueEntry:
     """M3: a place at the back of the queue, or the buyer's live entry unchanged."""
     user_id = require_user(actor)
-    event = await catalog.get_event(rt.db, event_id=event_id, field="eventId")
+    event, tickets = await catalog.sale_view_of(rt.db, event_id=event_id, field="eventId")
     now = now_ms()
     existing = await repo.get(rt.db, event.id, user_id)
     if existing is not None:
@@ -83,7 +83,7 @@ async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> QueueEntry
         if existing.status is QueueStatus.LEFT and (existing.cooldown_until_utc or 0) > now:
             until = from_ms(existing.cooldown_until_utc).isoformat(timespec="seconds").replace("+00:00", "Z")
             raise fail(ErrorCode.QUEUE_COOLDOWN, f"you left this queue; you may join again from {until}")
-    await _require_on_sale(rt, event)
+    _require_on_sale(event, tickets)
     # One write decides the place: with a free slot and nobody ahead, the buyer is ADMITTED
     # in this very answer, however many join at once (DESIGN section 3).
     place = await catalog.take_place(rt.db, event_id=event.id, limit=rt.settings.checkout_limit)
@@ -122,7 +122,8 @@ async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> QueueEntry
             if changed.id == entry.id:
                 entry = changed  # admission published it: no WAITING flash before ADMITTED
     if entry.status is QueueStatus.CLOSED:  # the event sold out (or was cancelled) as we joined
-        await _require_on_sale(rt, await catalog.get_event(rt.db, event_id=event.id))
+        fresh_event = await catalog.get_event(rt.db, event_id=event.id)
+        _require_on_sale(fresh_event, await catalog.ticket_types_of_event(rt.db, event_id=event.id))
     if entry.status is QueueStatus.WAITING:
         await _publish_entry(rt, entry)
         await _publish_queue_changed(rt, event.id)
@@ -150,8 +151,7 @@ async def leave_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> QueueEntr
     raise fail(ErrorCode.NOT_IN_QUEUE, "your place changed while leaving; try again")
 
 
-async def _require_on_sale(rt: Runtime, event: Event) -> None:
-    tickets = await catalog.ticket_types_of_event(rt.db, event_id=event.id)
+def _require_on_sale(event: Event, tickets: list[EventTicket]) -> None:
     status = catalog.current_status(event, tickets)
     if status is EventStatus.CANCELLED:
         raise fail(ErrorCode.EVENT_CANCELLED, "the event is cancelled")
@@ -469,7 +469,7 @@ async def _close_for_status(rt: Runtime, event_id: str) -> list[QueueEntry]:
 async def start_checkout(rt: Runtime, *, actor: Viewer, event_id: str) -> CheckoutSession:
     """M6: the ADMITTED buyer's ACTIVE session (the same one if asked again)."""
     user_id = require_user(actor)
-    event = await catalog.get_event(rt.db, event_id=event_id, field="eventId")
+    event, _ = await catalog.sale_view_of(rt.db, event_id=event_id, field="eventId")
     if event.status is EventStatus.CANCELLED:
         raise fail(ErrorCode.EVENT_CANCELLED, "the event is cancelled")
     for _ in range(5):

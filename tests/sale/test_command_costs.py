@@ -20,10 +20,10 @@ from tests.factories import on_sale_event, ticket_type_input
 
 CEILINGS = {
     "join, admitted at once": 5,
-    "join, waiting behind a full slot": 7,
-    "startCheckout": 4,
-    "purchase, admitting the next buyer": 25,
-    "purchase of the last ticket, closing the queue": 32,
+    "join, waiting behind a full slot": 5,
+    "startCheckout": 3,
+    "purchase, admitting the next buyer": 23,
+    "purchase of the last ticket, closing the queue": 30,
     "join refused: sold out": 3,
 }
 

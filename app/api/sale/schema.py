@@ -133,7 +133,7 @@ class Subscription:
     async def queue_updates(self, info: Info, event_id: strawberry.ID) -> AsyncGenerator[QueueEntry, None]:
         rt, feeds = info.context.runtime, info.context.feeds
         user_id = require_user(info.context.viewer)
-        event = await catalog.get_event(rt.db, event_id=str(event_id), field="eventId")
+        event, _ = await catalog.sale_view_of(rt.db, event_id=str(event_id), field="eventId")
         async with (
             rt.broker.subscribe(channels.entry(event.id, user_id)) as mine,
             feeds.positions(event.id, lambda: queue.waiting_seqs(rt, event_id=event.id)) as positions,
