@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
@@ -234,24 +235,14 @@ async def recount_slots(rt: Runtime, *, event_id: str, settle_seconds: float) ->
     if not await _wait_for_admission_lease(rt, event_id, owner):
         return None  # admissions kept running: the next repair looks again
     try:
-        event = await catalog.get_event(rt.db, event_id=event_id)
-        admitted = await repo.count(rt.db, event_id, QueueStatus.ADMITTED)
-        expected = 0 if event.status is EventStatus.CANCELLED else admitted
-        if expected == event.active_checkouts:
-            return None
-        await asyncio.sleep(settle_seconds)
-        again = await catalog.get_event(rt.db, event_id=event_id)
-        if again.active_checkouts != event.active_checkouts or await repo.count(rt.db, event_id, QueueStatus.ADMITTED) != admitted:
-            return None
-        changed = await catalog.correct_counter(
-            rt.db, collection="events", doc_id=event_id, field="activeCheckouts", seen=event.active_checkouts,
-            value=expected,
+        return await _correct_when_settled(
+            rt, event_id, "activeCheckouts", QueueStatus.ADMITTED, settle_seconds,
+            lambda event, admitted: 0 if event.status is EventStatus.CANCELLED else admitted,
         )
     finally:
         await repo.give_back_admission_lease(rt.db, event_id, owner)
         # Buyers who joined while we held the lease (or whose slot we just freed) get in now.
         await admit_waiting(rt, event_id=event_id)
-    return (event.active_checkouts, expected) if changed else None
 
 
 async def recount_waiting(rt: Runtime, *, event_id: str, settle_seconds: float) -> tuple[int, int] | None:
@@ -262,18 +253,33 @@ async def recount_waiting(rt: Runtime, *, event_id: str, settle_seconds: float) 
     between the two, which only makes the join's fast path shy. Corrected only
     if both numbers stay put for `settle_seconds`. None: nothing done.
     """
+    return await _correct_when_settled(rt, event_id, "waiting", QueueStatus.WAITING, settle_seconds, lambda _, n: n)
+
+
+# The event's queue counters: document field -> model attribute.
+_COUNTERS = {"activeCheckouts": "active_checkouts", "waiting": "waiting"}
+
+
+async def _correct_when_settled(
+    rt: Runtime, event_id: str, field: str, status: QueueStatus, settle_seconds: float,
+    expected_of: Callable[[Event, int], int],
+) -> tuple[int, int] | None:
+    """Set the event's counter `field` to what its `status` entries say it should be, if it
+    differs and neither number moves for `settle_seconds`; (was, now) if corrected."""
     event = await catalog.get_event(rt.db, event_id=event_id)
-    waiting = await repo.count(rt.db, event_id, QueueStatus.WAITING)
-    if waiting == event.waiting:
+    counted = await repo.count(rt.db, event_id, status)
+    held = getattr(event, _COUNTERS[field])
+    expected = expected_of(event, counted)
+    if expected == held:
         return None
     await asyncio.sleep(settle_seconds)
     again = await catalog.get_event(rt.db, event_id=event_id)
-    if again.waiting != event.waiting or await repo.count(rt.db, event_id, QueueStatus.WAITING) != waiting:
+    if getattr(again, _COUNTERS[field]) != held or await repo.count(rt.db, event_id, status) != counted:
         return None
     changed = await catalog.correct_counter(
-        rt.db, collection="events", doc_id=event_id, field="waiting", seen=event.waiting, value=waiting
+        rt.db, collection="events", doc_id=event_id, field=field, seen=held, value=expected
     )
-    return (event.waiting, waiting) if changed else None
+    return (held, expected) if changed else None
 
 
 async def _wait_for_admission_lease(rt: Runtime, event_id: str, owner: str) -> bool:
