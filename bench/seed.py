@@ -23,7 +23,7 @@ def _iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _mutate(port: int, name: str, variables: dict, token: str) -> dict:
+def mutate(port: int, name: str, variables: dict, token: str) -> dict:
     """Send graphql/**/<name>.graphql; the payload, which must carry no error of any kind."""
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/graphql",
@@ -44,17 +44,17 @@ def seed_sale(port: int, jwt_secret: str, tickets: int) -> Sale:
     """A venue, an event a month ahead, and one GENERAL ticket type of `tickets` on sale now."""
     organizer = issue_token(jwt_secret, "bench-organizer", ["organizer"], 3600)
     now = datetime.now(UTC)
-    venue = _mutate(port, "CreateVenue", {"input": {
+    venue = mutate(port, "CreateVenue", {"input": {
         "name": "Wembley Stadium", "address": "Wembley, London HA9 0WS", "city": "London", "country": "GB",
         "timezone": "Europe/London", "latitude": 51.556, "longitude": -0.2796, "capacity": 90000,
     }}, organizer)["venue"]
     starts = now + timedelta(days=30)
-    event = _mutate(port, "CreateEvent", {"input": {
+    event = mutate(port, "CreateEvent", {"input": {
         "title": f"Rush {uuid.uuid4().hex[:6]}", "description": "make bench", "artistId": "artist-bench",
         "artistName": "The Benchmarks", "venueId": venue["id"], "startsAt": _iso(starts),
         "endsAt": _iso(starts + timedelta(hours=3)),
     }}, organizer)["event"]
-    (ticket_type,) = _mutate(port, "CreateTickets", {"input": {"eventId": event["id"], "ticketTypes": [{
+    (ticket_type,) = mutate(port, "CreateTickets", {"input": {"eventId": event["id"], "ticketTypes": [{
         "type": "GENERAL", "priceCents": 9900, "currency": "GBP", "quantityTotal": tickets, "maxPerPurchase": 4,
         "saleStartsAt": _iso(now - timedelta(days=1)), "saleEndsAt": _iso(now + timedelta(days=29)),
     }]}}, organizer)["ticketTypes"]

@@ -45,7 +45,7 @@ from pymongo import MongoClient
 
 from app.auth import issue_token
 from app.embedded import EmbeddedMongo, _die_with_parent, free_port, start_mongo
-from tests.api_client import document
+from bench.seed import mutate  # one HTTP mutation, failing on any error
 from tests.factories import event_input, ticket_type_input, venue_input
 
 pytestmark = pytest.mark.slow  # several API and buyer processes: `make test-fast` leaves it out
@@ -153,21 +153,6 @@ def api_processes(mongo_uri: str, checkout_limit: int, workdir: Path, count: int
 # --- seeding over HTTP --------------------------------------------------------------
 
 
-def gql(port: int, name: str, variables: dict, token: str) -> dict:
-    """Send graphql/**/<name>.graphql; return the payload, asserting no errors of any kind."""
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": document(name), "variables": variables}).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = json.loads(response.read())
-    assert not body.get("errors"), body
-    (payload,) = body["data"].values()
-    assert payload["errors"] == [], payload["errors"]
-    return payload
-
-
 @dataclass
 class Sale:
     event_id: str
@@ -176,10 +161,10 @@ class Sale:
 
 def seed(port: int, stock: dict[str, int]) -> Sale:
     organizer = issue_token(JWT_SECRET, "org-1", ["organizer"], 3600)
-    venue = gql(port, "CreateVenue", {"input": venue_input()}, organizer)["venue"]
+    venue = mutate(port, "CreateVenue", {"input": venue_input()}, organizer)["venue"]
     title = f"Sale day {uuid.uuid4().hex[:6]}"
-    event = gql(port, "CreateEvent", {"input": event_input(venue["id"], title=title)}, organizer)["event"]
-    created = gql(port, "CreateTickets", {"input": {"eventId": event["id"], "ticketTypes": [
+    event = mutate(port, "CreateEvent", {"input": event_input(venue["id"], title=title)}, organizer)["event"]
+    created = mutate(port, "CreateTickets", {"input": {"eventId": event["id"], "ticketTypes": [
         ticket_type_input(type=kind, quantityTotal=total, maxPerPurchase=4, priceCents=9900 if kind == "GENERAL" else 25000)
         for kind, total in stock.items()
     ]}}, organizer)["ticketTypes"]
