@@ -51,8 +51,6 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "checkoutSessions": [_ix("eventId"), _ix("eventId", "userId"), _ix("expiresAtUtc")],
     "orders": [_ix("userId", "idempotencyKey", unique=True)],
-    # One document per event whose admission someone is running: {_id: eventId, until, owner}.
-    "admissionLeases": [],
 }
 
 

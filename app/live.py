@@ -104,8 +104,8 @@ class EventFeeds:
         self._feeds: dict[tuple[str, str], Feed] = {}
 
     @asynccontextmanager
-    async def positions(self, event_id: str, load: Callable[[], Awaitable[list[int]]]) -> AsyncIterator[Feed]:
-        """WAITING seqs of the event, ascending, re-read at most once a second after a queue change."""
+    async def positions(self, event_id: str, load: Callable[[], Awaitable[Any]]) -> AsyncIterator[Feed]:
+        """The event's turns (every waiting buyer's position), re-read at most once a second after a queue change."""
         async with self._shared("positions", event_id, load, POSITION_INTERVAL, frozenset({"queue", "resync"})) as feed:
             yield feed
 

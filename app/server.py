@@ -21,7 +21,6 @@ from app.api.view import GRAPHIQL_STATIC_ROUTE, TicketingGraphQLView, graphiql_s
 from app.config import Settings
 from app.live import EventFeeds
 from app.pubsub import Broker, InProcessBroker, RedisBroker
-from app.queue.service import stop_background_admissions
 from app.queue.sweep import sweep_forever
 from app.runtime import NoScheduler, Runtime, Scheduler
 from workers.scheduler import ArqScheduler, connect_scheduler
@@ -87,7 +86,6 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[RUNTIME] = Runtime(db=app[DB], settings=settings, broker=app[BROKER], scheduler=scheduler)
     app[FEEDS] = EventFeeds(app[BROKER])
     yield
-    await stop_background_admissions()
     await app[FEEDS].close()
     await app[BROKER].close()
     if isinstance(scheduler, ArqScheduler):

@@ -54,10 +54,12 @@ class CommandCounter(monitoring.CommandListener):
 
     def __init__(self) -> None:
         self.commands: list[str] = []
+        self.targets: list[str] = []  # "find eventQueue": what each command touched, in order
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name not in self.IGNORED:
             self.commands.append(event.command_name)
+            self.targets.append(f"{event.command_name} {event.command.get(event.command_name)}")
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -67,6 +69,7 @@ class CommandCounter(monitoring.CommandListener):
 
     def reset(self) -> None:
         self.commands.clear()
+        self.targets.clear()
 
 
 @pytest.fixture

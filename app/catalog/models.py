@@ -69,8 +69,10 @@ class Event(Document):
     status: EventStatus
     next_queue_seq: int = Field(0, alias="nextQueueSeq")
     active_checkouts: int = Field(0, alias="activeCheckouts")
-    # WAITING entries, counted from the moment their seq is taken: never below the real number.
-    waiting: int = 0
+    # The queue's turns (see app/catalog/turns.py): seqs up to here had their turn or left before it,
+    admitted_through: int = Field(0, alias="admittedThrough")
+    # and these, above it, left before their turn.
+    skipped_seqs: list[int] = Field(default_factory=list, alias="skippedSeqs")
     # The last write to the queue's counters: the repair leaves a busy queue's counters alone.
     queue_activity_at_utc: int | None = Field(None, alias="queueActivityAtUtc")
     search_tokens: list[str] = Field(default_factory=list, alias="searchTokens")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument
@@ -11,7 +11,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from app.catalog.models import Event, EventStatus, EventTicket, TicketType, Venue
-from app.timeutil import now_ms
 
 SEARCH_INDEX = "searchTokens_startAtUtc"
 DUPLICATE_KEY = 11000
@@ -139,95 +138,6 @@ async def insert_ticket_types(db: AsyncDatabase, tickets: list[EventTicket]) -> 
 
 
 # --- guarded counters (DESIGN section 3): one atomic update each, never read-then-write ---
-
-
-class Place(NamedTuple):
-    """A place in an event's queue: its seq, and whether a checkout slot came with it."""
-
-    seq: int
-    admitted: bool
-    # After a WAITING place: were slots free (buyers ahead get them) or the queue closed?
-    admission_pending: bool
-
-
-async def take_place(db: AsyncDatabase, event_id: ObjectId, limit: int) -> Place | None:
-    """One write: the next seq, and a slot with it if one is free and nobody waits (or is
-    joining) ahead; else one more WAITING on the count. None if the event does not exist.
-
-    `waiting` counts WAITING entries from the moment their seq is taken (before
-    the entry is written) until they leave WAITING, so it is never below the
-    real number, and "nobody ahead" can be decided on the event document alone.
-    """
-    waiting = {"$ifNull": ["$waiting", 0]}
-    active = {"$ifNull": ["$activeCheckouts", 0]}
-    slots_free = {"$lt": [active, limit]}
-    closed = {"$in": ["$status", _NO_ADMISSION]}
-    free = {"$and": [{"$eq": [waiting, 0]}, slots_free, {"$not": [closed]}]}
-    # One $set stage: every expression reads the document as it was before this write. The
-    # outcome is written too (`lastPlace`) and read from the document after the write:
-    # SecantusDB's pre-image (ReturnDocument.BEFORE) is not taken atomically with the write.
-    after = await db.events.find_one_and_update(
-        {"_id": event_id},
-        [{"$set": {
-            "nextQueueSeq": {"$add": [{"$ifNull": ["$nextQueueSeq", 0]}, 1]},
-            "activeCheckouts": {"$cond": [free, {"$add": [active, 1]}, active]},
-            "waiting": {"$cond": [free, waiting, {"$add": [waiting, 1]}]},
-            "lastPlace": {"admitted": free, "pending": {"$and": [{"$not": [free]}, {"$or": [slots_free, closed]}]}},
-            "queueActivityAtUtc": now_ms(),
-        }}],
-        projection={"nextQueueSeq": 1, "lastPlace": 1},
-        return_document=ReturnDocument.AFTER,
-    )
-    if after is None:
-        return None
-    return Place(after["nextQueueSeq"], after["lastPlace"]["admitted"], after["lastPlace"]["pending"])
-
-
-async def give_back(db: AsyncDatabase, event_id: ObjectId, *, slots: int = 0, waiting: int = 0) -> None:
-    """One write after entries changed: `slots` checkout slots freed, `waiting` fewer WAITING.
-
-    Neither counter goes below zero (a cancelled event's slots were already zeroed).
-    """
-    if not slots and not waiting:
-        return
-    changes: dict[str, Any] = {"queueActivityAtUtc": now_ms()}
-    for field, by in (("activeCheckouts", slots), ("waiting", waiting)):
-        if by:
-            changes[field] = {"$max": [0, {"$subtract": [{"$ifNull": [f"${field}", 0]}, by]}]}
-    await db.events.update_one({"_id": event_id}, [{"$set": changes}])
-
-
-class SlotGrant(NamedTuple):
-    """What a slot request got: `taken` slots, or none because the queue is `closed`."""
-
-    taken: int
-    closed: bool = False
-
-
-# A sold-out or cancelled event admits nobody: its queue closes instead.
-_NO_ADMISSION = [EventStatus.CANCELLED.value, EventStatus.SOLD_OUT.value]
-
-
-async def reserve_slots(db: AsyncDatabase, event_id: ObjectId, wanted: int, limit: int) -> SlotGrant:
-    """Take up to `wanted` slots at once (as many as are free)."""
-    for _ in range(3):
-        doc = await db.events.find_one({"_id": event_id}, projection={"activeCheckouts": 1, "status": 1})
-        if doc is None:
-            return SlotGrant(0)
-        if doc.get("status") in _NO_ADMISSION:
-            return SlotGrant(0, closed=True)
-        n = min(wanted, limit - doc.get("activeCheckouts", 0))
-        if n <= 0:
-            return SlotGrant(0)
-        # Guarded: taken only if the count still leaves room for all n (else read again).
-        taken = await db.events.find_one_and_update(
-            {"_id": event_id, "activeCheckouts": {"$lte": limit - n}, "status": {"$nin": _NO_ADMISSION}},
-            {"$inc": {"activeCheckouts": n}, "$set": {"queueActivityAtUtc": now_ms()}},
-            projection={"_id": 1},
-        )
-        if taken is not None:
-            return SlotGrant(n)
-    return SlotGrant(0)
 
 
 async def reserve_inventory(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int) -> int | None:

@@ -354,24 +354,6 @@ def _require_owner(actor: Viewer, owner_id: str, what: str) -> None:
 # --- counters the sale-day services drive (the event and its ticket types are ours) ---
 
 
-async def take_place(db: AsyncDatabase, *, event_id: str, limit: int) -> repo.Place:
-    """The next seq of the event's queue, with a checkout slot if one is free and nobody waits ahead."""
-    place = await repo.take_place(db, ObjectId(event_id), limit)
-    if place is None:
-        raise not_found("event", "eventId")
-    return place
-
-
-async def reserve_slots(db: AsyncDatabase, *, event_id: str, wanted: int, limit: int) -> repo.SlotGrant:
-    """Take up to `wanted` checkout slots at once (guarded by CHECKOUT_LIMIT; none once sold out or cancelled)."""
-    return await repo.reserve_slots(db, ObjectId(event_id), wanted, limit)
-
-
-async def give_back(db: AsyncDatabase, *, event_id: str, slots: int = 0, waiting: int = 0) -> None:
-    """Entries changed: `slots` checkout slots are free again, `waiting` fewer buyers wait."""
-    await repo.give_back(db, ObjectId(event_id), slots=slots, waiting=waiting)
-
-
 async def reserve_inventory(db: AsyncDatabase, *, ticket_type_id: str, quantity: int) -> int | None:
     """Sell `quantity` of a ticket type if that many remain (guarded: never oversells); how
     many remain after it, or None if refused."""
@@ -384,6 +366,11 @@ async def release_inventory(db: AsyncDatabase, *, ticket_type_id: str, quantity:
 
 async def ticket_types_by_id(db: AsyncDatabase, *, ids: list[str]) -> dict[str, EventTicket]:
     return await repo.get_ticket_types(db, [ObjectId(i) for i in ids])
+
+
+def forget_sale_view(event_id: str) -> None:
+    """The next sale-path read of this event goes to the documents (a write said the view is stale)."""
+    sale_view.forget(event_id)
 
 
 async def sale_view_of(db: AsyncDatabase, *, event_id: str, field: str | None = None) -> tuple[Event, list[EventTicket]]:

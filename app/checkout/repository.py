@@ -13,6 +13,12 @@ async def insert(db: AsyncDatabase, session: CheckoutSession) -> None:
     await db.checkoutSessions.insert_one(session.to_doc())
 
 
+async def insert_if_missing(db: AsyncDatabase, session: CheckoutSession) -> None:
+    """Write `session` unless a session with its id exists (an ended record for a late insert to meet)."""
+    fields = {k: v for k, v in session.to_doc().items() if k != "_id"}
+    await db.checkoutSessions.update_one({"_id": ObjectId(session.id)}, {"$setOnInsert": fields}, upsert=True)
+
+
 async def get(db: AsyncDatabase, session_id: str) -> CheckoutSession | None:
     doc = await db.checkoutSessions.find_one({"_id": ObjectId(session_id)})
     return CheckoutSession.from_doc(doc) if doc else None

@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
@@ -28,7 +29,7 @@ from app.auth import Viewer, require_user
 from app.catalog import service as catalog
 from app.catalog.models import EventStatus, EventTicket
 from app.checkout import service as checkout
-from app.checkout.models import CheckoutSession, CheckoutStatus
+from app.checkout.models import CheckoutStatus
 from app.documents import parse_object_id
 from app.errors import Checker, DomainError, ErrorCode, Problem, fail
 from app.orders import codes
@@ -36,7 +37,7 @@ from app.orders import repository as repo
 from app.orders.models import Failure, Order, OrderItem, OrderState, PlannedTicket, TicketStatus, UserTicket
 from app.pubsub import channels
 from app.queue import service as queue
-from app.queue.models import QueueStatus
+from app.queue.models import QueueEntry, QueueStatus
 from app.runtime import Runtime
 from app.timeutil import now_ms
 
@@ -51,29 +52,32 @@ class PurchaseItem:
     quantity: int
 
 
+class Purchased(NamedTuple):
+    """A purchase's answer: the order, and its tickets if this request issued them (else None)."""
+
+    order: Order
+    tickets: list[UserTicket] | None
+
+
 async def purchase_tickets(
     rt: Runtime, *, actor: Viewer, event_id: str, items: list[PurchaseItem], idempotency_key: str
-) -> Order:
+) -> Purchased:
     """M5: issue every item or none, inside the buyer's ACTIVE checkout session."""
     user_id = require_user(actor)
     key = _check_request(items, idempotency_key)
     request_hash = _request_hash(event_id, items)
-    existing = await repo.get_by_key(rt.db, user_id, key)
-    if existing is not None:
-        return await _replay(rt, existing, request_hash)
-
     event, event_types = await catalog.sale_view_of(rt.db, event_id=event_id, field="input.eventId")
-    if event.status is EventStatus.CANCELLED:
-        raise fail(ErrorCode.EVENT_CANCELLED, "the event is cancelled")
-    try:
-        session = await _open_session(rt, event.id, user_id)
-    except DomainError:
-        # A twin request with this key may have completed the order, and with it
-        # the session, since we looked: then its answer is ours (invariant 5).
-        twin = await repo.get_by_key(rt.db, user_id, key)
-        if twin is None:
-            raise
-        return await _replay(rt, twin, request_hash)
+    entry = await queue.get_entry(rt, event_id=event.id, user_id=user_id)  # expired on the spot if its time is up
+    if not _holds_open_checkout(entry):
+        # Answered before the session counts (invariant 5): a retry of a purchase that
+        # completed (and with it the session) gets that purchase's answer.
+        existing = await repo.get_by_key(rt.db, user_id, key)
+        if existing is not None:
+            return Purchased(await _replay(rt, existing, request_hash), None)
+        if event.status is EventStatus.CANCELLED:
+            raise fail(ErrorCode.EVENT_CANCELLED, "the event is cancelled")
+        raise await _no_checkout(rt, event.id, user_id)
+    assert entry is not None and entry.session_id is not None
     wanted = [i.ticket_type_id for i in items]
     types = {t.id: t for t in event_types if t.id in wanted}
     if len(types) < len(set(wanted)):  # a type the view does not hold (just added, or another event's)
@@ -84,7 +88,7 @@ async def purchase_tickets(
     if len(currencies) > 1:
         raise fail(ErrorCode.VALIDATION, "one order is paid in one currency: buy these types separately", "input.items")
     order = Order.model_validate({
-        "_id": str(ObjectId()), "eventId": event.id, "userId": user_id, "sessionId": session.id,
+        "_id": str(ObjectId()), "eventId": event.id, "userId": user_id, "sessionId": entry.session_id,
         "idempotencyKey": key, "requestHash": request_hash, "items": [i.model_dump(by_alias=True) for i in order_items],
         "tickets": [t.model_dump(by_alias=True) for t in _plan_tickets(order_items)], "state": OrderState.PENDING,
         "totalCents": sum(i.quantity * i.unit_price_cents for i in order_items), "currency": currencies.pop(),
@@ -93,9 +97,10 @@ async def purchase_tickets(
     try:
         await repo.insert_order(rt.db, order)
     except DuplicateKeyError:
+        # This key was used before (a twin request, or an earlier checkout): its answer is ours.
         raced = await repo.get_by_key(rt.db, user_id, key)
         assert raced is not None
-        return await _replay(rt, raced, request_hash)
+        return Purchased(await _replay(rt, raced, request_hash), None)
 
     ran_out = await _reserve_all(rt, order, types)
     reserved = await repo.move(rt.db, order.id, OrderState.PENDING, OrderState.RESERVED, now_ms())
@@ -104,17 +109,28 @@ async def purchase_tickets(
         # counted (a safe undercount of what is left) until the next recount;
         # giving it back here could race that recount into an oversell.
         raise fail(ErrorCode.PURCHASE_INTERRUPTED, "the purchase took too long and was undone; nothing was issued")
-    order, _ = await finish_order(rt, reserved, stock_ran_out=ran_out)
-    return order
+    order, tickets = await finish_order(rt, reserved, stock_ran_out=ran_out, entry=entry)
+    return Purchased(order, tickets)
 
 
-async def finish_order(rt: Runtime, order: Order, *, stock_ran_out: bool = True) -> tuple[Order, bool]:
+def _holds_open_checkout(entry: QueueEntry | None) -> bool:
+    """Does the entry hold a slot with a started, unexpired checkout? (Its expiry is the session's.)"""
+    return (
+        entry is not None and entry.status is QueueStatus.ADMITTED and entry.session_id is not None
+        and entry.expires_at_utc > now_ms()
+    )
+
+
+async def finish_order(
+    rt: Runtime, order: Order, *, stock_ran_out: bool = True, entry: QueueEntry | None = None
+) -> tuple[Order, list[UserTicket] | None]:
     """RESERVED -> COMPLETED: issue the planned tickets (idempotent) and close the checkout.
 
     The event's stored status is refreshed (a sell-out closes the queue) unless
     the caller knows none of the order's types ran out with it: then the status
-    cannot have changed. Returns the order, and whether this call completed it
-    (not a concurrent one).
+    cannot have changed. `entry`: the buyer's queue entry as the caller just read
+    it (else it is read here). Returns the order, and its tickets if this call
+    completed it (None if a concurrent one did).
     """
     planned = list(order.tickets)
     for _ in range(5):
@@ -132,11 +148,15 @@ async def finish_order(rt: Runtime, order: Order, *, stock_ran_out: bool = True)
     if completed is not None:
         metrics.PURCHASES.labels("completed").inc()
         metrics.TICKETS_ISSUED.inc(len(planned))
-    await queue.complete_admission(rt, event_id=order.event_id, user_id=order.user_id, session_id=order.session_id)
     if stock_ran_out:
-        await queue.refresh_status(rt, event_id=order.event_id)  # the last ticket closes the queue
+        # The last ticket closes the queue, before this buyer's slot is handed on to nobody's use.
+        await queue.refresh_status(rt, event_id=order.event_id)
+    await queue.complete_admission(rt, event_id=order.event_id, user_id=order.user_id, session_id=order.session_id,
+                                   entry=entry)
     await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})
-    return (completed or await repo.get_order(rt.db, order.id) or order), completed is not None
+    if completed is None:
+        return (await repo.get_order(rt.db, order.id) or order), None
+    return completed, [_user_ticket(completed, t) for t in planned]
 
 
 async def my_tickets(rt: Runtime, *, actor: Viewer, event_id: str | None) -> list[UserTicket]:
@@ -195,18 +215,14 @@ def _request_hash(event_id: str, items: list[PurchaseItem]) -> str:
     return hashlib.sha256(json.dumps(canonical, separators=(",", ":")).encode()).hexdigest()
 
 
-async def _open_session(rt: Runtime, event_id: str, user_id: str) -> CheckoutSession:
-    """The buyer's ACTIVE, unexpired session, still holding its admission's slot."""
-    entry = await queue.get_entry(rt, event_id=event_id, user_id=user_id)  # expires it if its time is up
+async def _no_checkout(rt: Runtime, event_id: str, user_id: str) -> DomainError:
+    """Why the buyer holds no open checkout: never started one, it expired, or it is over."""
     session = await checkout.latest_session(rt, event_id=event_id, user_id=user_id)
     if session is None:
-        raise fail(ErrorCode.NO_ACTIVE_CHECKOUT, "start checkout first: you need an ACTIVE checkout session")
-    holds_slot = entry is not None and entry.status is QueueStatus.ADMITTED and entry.session_id == session.id
-    if holds_slot and session.is_open(now_ms()):
-        return session
+        return fail(ErrorCode.NO_ACTIVE_CHECKOUT, "start checkout first: you need an ACTIVE checkout session")
     if session.status is not CheckoutStatus.COMPLETED:
-        raise fail(ErrorCode.CHECKOUT_EXPIRED, "your checkout session has expired; join the queue again")
-    raise fail(ErrorCode.NO_ACTIVE_CHECKOUT, "your checkout session is over; join the queue again to buy more")
+        return fail(ErrorCode.CHECKOUT_EXPIRED, "your checkout session has expired; join the queue again")
+    return fail(ErrorCode.NO_ACTIVE_CHECKOUT, "your checkout session is over; join the queue again to buy more")
 
 
 def _check_items(

@@ -7,7 +7,6 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from app.queue.models import QueueEntry, QueueStatus
 
@@ -43,25 +42,15 @@ async def restart(db: AsyncDatabase, old: QueueEntry, fresh: dict[str, Any]) -> 
     return QueueEntry.from_doc(doc) if doc else None
 
 
-async def lowest_admissible(db: AsyncDatabase, event_id: str, now: int, count: int) -> list[str]:
-    """Ids of the `count` WAITING, unexpired entries with the lowest seqs, in seq order."""
-    cursor = db.eventQueue.find(
-        {"eventId": ObjectId(event_id), "status": QueueStatus.WAITING.value, "expiresAtUtc": {"$gt": now}},
-        projection={"_id": 1},
-    ).sort([("seq", ASCENDING)]).limit(count)
-    return [str(d["_id"]) async for d in cursor]
-
-
-async def admit(db: AsyncDatabase, entry_ids: list[str], now: int, expires_at: int) -> list[QueueEntry]:
-    """ADMIT those of `entry_ids` still WAITING and unexpired, in one write; the ones admitted."""
-    ids = [ObjectId(i) for i in entry_ids]
-    await db.eventQueue.update_many(
-        {"_id": {"$in": ids}, "status": QueueStatus.WAITING.value, "expiresAtUtc": {"$gt": now}},
+async def admit_seq(db: AsyncDatabase, event_id: str, seq: int, now: int, expires_at: int) -> QueueEntry | None:
+    """The WAITING entry holding `seq` becomes ADMITTED; None if no entry holds it WAITING
+    (its join has not written it yet, or its buyer left)."""
+    doc = await db.eventQueue.find_one_and_update(
+        {"eventId": ObjectId(event_id), "seq": seq, "status": QueueStatus.WAITING.value},
         {"$set": {"status": QueueStatus.ADMITTED.value, "admittedAtUtc": now, "expiresAtUtc": expires_at}},
+        return_document=ReturnDocument.AFTER,
     )
-    # Only the holder of the admission lease admits, so this instant marks our batch.
-    cursor = db.eventQueue.find({"_id": {"$in": ids}, "status": QueueStatus.ADMITTED.value, "admittedAtUtc": now})
-    return sorted([QueueEntry.from_doc(d) async for d in cursor], key=lambda e: e.seq)
+    return QueueEntry.from_doc(doc) if doc else None
 
 
 async def transition(
@@ -76,10 +65,14 @@ async def transition(
     return QueueEntry.from_doc(doc) if doc else None
 
 
-async def attach_session(db: AsyncDatabase, entry_id: str, session_id: ObjectId, expires_at: int) -> QueueEntry | None:
-    """Record the checkout started from this admission; only the first caller wins."""
+async def attach_session(
+    db: AsyncDatabase, event_id: str, user_id: str, session_id: ObjectId, now: int, expires_at: int
+) -> QueueEntry | None:
+    """Record the checkout started from the buyer's unexpired admission; only the first caller
+    wins. None if the buyer has no such admission (or it has a session already)."""
     doc = await db.eventQueue.find_one_and_update(
-        {"_id": ObjectId(entry_id), "status": QueueStatus.ADMITTED.value, "sessionId": None},
+        {"eventId": ObjectId(event_id), "userId": user_id, "status": QueueStatus.ADMITTED.value, "sessionId": None,
+         "expiresAtUtc": {"$gt": now}},
         {"$set": {"sessionId": session_id, "expiresAtUtc": expires_at}},
         return_document=ReturnDocument.AFTER,
     )
@@ -98,27 +91,22 @@ async def due(db: AsyncDatabase, now: int, limit: int, event_id: str | None = No
     return [QueueEntry.from_doc(d) async for d in cursor]
 
 
-async def close(
-    db: AsyncDatabase, event_id: str, now: int, *, keep_checkouts: bool
-) -> tuple[list[QueueEntry], int, int]:
+async def close(db: AsyncDatabase, event_id: str, now: int, *, keep_checkouts: bool) -> list[QueueEntry]:
     """Every WAITING entry of the event, and every ADMITTED one (only those that started no
-    checkout if `keep_checkouts`), becomes CLOSED in two writes; the closed entries, and how
-    many of them were WAITING and how many ADMITTED (the slots they held).
+    checkout if `keep_checkouts`), becomes CLOSED in two writes; the entries this call closed.
 
     Each write is guarded on the status (and on no session, if `keep_checkouts`), so an
     entry admitted or checking out meanwhile is either closed here or left to its own path.
     """
-    closing = {"$set": {"status": QueueStatus.CLOSED.value, "endedAtUtc": now}}
+    mark = ObjectId()  # what this call closed, told apart from a second closer's
+    closing = {"$set": {"status": QueueStatus.CLOSED.value, "endedAtUtc": now, "closedBy": mark}}
     event = ObjectId(event_id)
-    waiting = (await db.eventQueue.update_many({"eventId": event, "status": QueueStatus.WAITING.value}, closing)).modified_count
-    admitted = {"eventId": event, "status": QueueStatus.ADMITTED.value}
+    await db.eventQueue.update_many({"eventId": event, "status": QueueStatus.WAITING.value}, closing)
+    admitted: dict[str, Any] = {"eventId": event, "status": QueueStatus.ADMITTED.value}
     if keep_checkouts:
         admitted["sessionId"] = None
-    slots = (await db.eventQueue.update_many(admitted, closing)).modified_count
-    # This instant marks what was closed here (a second closer in the same millisecond
-    # reports the same entries again: their messages are the same, so harmless).
-    cursor = db.eventQueue.find({"eventId": event, "status": QueueStatus.CLOSED.value, "endedAtUtc": now})
-    return [QueueEntry.from_doc(d) async for d in cursor], waiting, slots
+    await db.eventQueue.update_many(admitted, closing)
+    return [QueueEntry.from_doc(d) async for d in db.eventQueue.find({"eventId": event, "closedBy": mark})]
 
 
 async def live_entries(db: AsyncDatabase, event_id: str) -> list[QueueEntry]:
@@ -132,30 +120,6 @@ async def count(db: AsyncDatabase, event_id: str, status: QueueStatus) -> int:
     return await db.eventQueue.count_documents({"eventId": ObjectId(event_id), "status": status.value})
 
 
-async def take_admission_lease(db: AsyncDatabase, event_id: str, owner: str, now: int, until: int) -> bool:
-    """Become the event's only admitter until `until`, unless someone else holds an unexpired lease."""
-    held = await db.admissionLeases.find_one({"_id": ObjectId(event_id), "until": {"$gt": now}}, projection={"_id": 1})
-    if held is not None:
-        return False  # a read, not a failing write: a crowd of joins must not pile onto one document
-    try:
-        await db.admissionLeases.update_one(
-            {"_id": ObjectId(event_id), "until": {"$lte": now}}, {"$set": {"until": until, "owner": owner}}, upsert=True
-        )
-    except DuplicateKeyError:
-        return False  # held: the filter missed, and the upsert met the existing lease
-    return True
-
-
-async def renew_admission_lease(db: AsyncDatabase, event_id: str, owner: str, until: int) -> bool:
-    """Extend our lease; False if it expired and someone else took it."""
-    result = await db.admissionLeases.update_one({"_id": ObjectId(event_id), "owner": owner}, {"$set": {"until": until}})
-    return result.matched_count == 1
-
-
-async def give_back_admission_lease(db: AsyncDatabase, event_id: str, owner: str) -> None:
-    await db.admissionLeases.update_one({"_id": ObjectId(event_id), "owner": owner}, {"$set": {"until": 0}})
-
-
 async def events_with_waiting(db: AsyncDatabase) -> list[str]:
     return [str(e) for e in await db.eventQueue.distinct("eventId", {"status": QueueStatus.WAITING.value})]
 
@@ -165,24 +129,7 @@ async def count_all(db: AsyncDatabase, status: QueueStatus) -> int:
     return await db.eventQueue.count_documents({"status": status.value})
 
 
-async def any_admissible(db: AsyncDatabase, event_id: str, now: int) -> bool:
-    """Is anyone WAITING whose place has not expired (who could be admitted now)?"""
-    doc = await db.eventQueue.find_one(
-        {"eventId": ObjectId(event_id), "status": QueueStatus.WAITING.value, "expiresAtUtc": {"$gt": now}},
-        projection={"_id": 1},
-    )
-    return doc is not None
-
-
-async def count_waiting_before(db: AsyncDatabase, event_id: str, seq: int) -> int:
-    return await db.eventQueue.count_documents(
-        {"eventId": ObjectId(event_id), "status": QueueStatus.WAITING.value, "seq": {"$lt": seq}}
-    )
-
-
-async def waiting_seqs(db: AsyncDatabase, event_id: str) -> list[int]:
-    """Every WAITING seq of the event, ascending: one round trip feeds all position subscribers."""
-    cursor = db.eventQueue.find(
-        {"eventId": ObjectId(event_id), "status": QueueStatus.WAITING.value}, projection={"seq": 1, "_id": 0}
-    ).sort([("seq", ASCENDING)]).batch_size(10_000)
-    return [d["seq"] async for d in cursor]
+async def seqs_above(db: AsyncDatabase, event_id: str, seq: int) -> set[int]:
+    """The seqs above `seq` that some entry of the event holds (for the repair of lost joins)."""
+    cursor = db.eventQueue.find({"eventId": ObjectId(event_id), "seq": {"$gt": seq}}, projection={"seq": 1, "_id": 0})
+    return {d["seq"] async for d in cursor}

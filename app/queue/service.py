@@ -1,10 +1,19 @@
 """The virtual queue: join, leave, admission in seq order, expiry, and the start of checkout.
 
-Every state change is one guarded `find_one_and_update` on the entry (its
-current status in the filter), so of two racing requests exactly one wins;
-the slot counter moves only for the winner. An admission takes a slot first
-(guarded counter) and then the lowest WAITING seq, so buyers are admitted in
-order. Expiry is enforced whenever an entry is read for a decision, and by
+Every state change of an entry is one guarded `find_one_and_update` (its
+current status in the filter), so of two racing requests exactly one wins.
+Turns are counted on the event (app/catalog/turns.py): a join takes a seq,
+with the turn and a slot if one is free and nobody waits ahead; whoever frees
+a slot moves the turn on to the next waiting seq in the same write, and then
+admits the entry holding that seq. No lock, no single admitter: turns go out
+in seq order however many requests move them at once.
+
+Two rules make every turn used exactly once:
+- a turn given to a seq whose entry is not written yet is taken up by the
+  join itself, which looks at the turns once its entry is written;
+- a buyer who leaves WAITING (or expires) skips their seq; if the turn had
+  already come to it, the one who ended the entry passes it on.
+Expiry is enforced whenever an entry is read for a decision, and by
 `expire_due`, which the background sweep calls.
 """
 
@@ -12,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from typing import NamedTuple
 
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
@@ -20,10 +29,11 @@ from pymongo.errors import DuplicateKeyError
 from app import metrics
 from app.auth import Viewer, require_user
 from app.catalog import service as catalog
+from app.catalog import turns
 from app.catalog.models import Event, EventStatus, EventTicket
 from app.checkout import service as checkout
 from app.checkout.models import CheckoutSession, CheckoutStatus
-from app.errors import ErrorCode, fail
+from app.errors import DomainError, ErrorCode, fail, not_found
 from app.pubsub import channels
 from app.queue import repository as repo
 from app.queue.models import QueueEntry, QueueStatus
@@ -33,12 +43,10 @@ from app.timeutil import from_ms, now_ms
 log = logging.getLogger("app.queue")
 
 SWEEP_BATCH = 500
-# Longer than an admission round takes; a crashed admitter blocks admission at most this long.
-ADMISSION_LEASE_MS = 5_000
-# Buyers one request admits itself before handing the rest to a background task.
-ADMIT_INLINE = 5
-# Buyers admitted per database round (one slot increment, one update).
-ADMIT_BATCH = 50
+# The stored statuses of a closed queue.
+_CLOSED = (EventStatus.SOLD_OUT.value, EventStatus.CANCELLED.value)
+# Turns given per request when slots are free with buyers waiting (after CHECKOUT_LIMIT was raised).
+FILL_INLINE = 50
 
 
 # --- reading -------------------------------------------------------------------
@@ -53,41 +61,53 @@ async def get_entry(rt: Runtime, *, event_id: str, user_id: str) -> QueueEntry |
 
 
 async def position(rt: Runtime, entry: QueueEntry) -> int | None:
-    """1-based place among the event's WAITING entries; None unless WAITING."""
+    """1-based place among the event's WAITING buyers; None unless WAITING."""
     if entry.status is not QueueStatus.WAITING:
         return None
-    return await repo.count_waiting_before(rt.db, entry.event_id, entry.seq) + 1
+    counted = await turns.read(rt.db, entry.event_id)
+    return counted.position(entry.seq) if counted else None
 
 
-async def waiting_seqs(rt: Runtime, *, event_id: str) -> list[int]:
-    """All WAITING seqs of the event, ascending (positions for every subscriber at once)."""
-    return await repo.waiting_seqs(rt.db, event_id)
-
-
-async def waiting_count(rt: Runtime, *, event_id: str) -> int:
-    return await repo.count(rt.db, event_id, QueueStatus.WAITING)
+async def turns_of(rt: Runtime, *, event_id: str) -> turns.Turns:
+    """The event's turn counters: every subscriber's position comes from this one read."""
+    counted = await turns.read(rt.db, event_id)
+    if counted is None:
+        raise not_found("event", "eventId")
+    return counted
 
 
 # --- joining and leaving -------------------------------------------------------
 
 
-async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> QueueEntry:
+class Joined(NamedTuple):
+    """A join's answer: the entry, and its position if it waits."""
+
+    entry: QueueEntry
+    position: int | None
+
+
+async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> Joined:
     """M3: a place at the back of the queue, or the buyer's live entry unchanged."""
     user_id = require_user(actor)
     event, tickets = await catalog.sale_view_of(rt.db, event_id=event_id, field="eventId")
-    now = now_ms()
-    existing = await repo.get(rt.db, event.id, user_id)
-    if existing is not None:
-        existing = await _expire_if_due(rt, existing, now)
-        if existing.is_live():
-            return existing
-        if existing.status is QueueStatus.LEFT and (existing.cooldown_until_utc or 0) > now:
-            until = from_ms(existing.cooldown_until_utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-            raise fail(ErrorCode.QUEUE_COOLDOWN, f"you left this queue; you may join again from {until}")
-    _require_on_sale(event, tickets)
-    # One write decides the place: with a free slot and nobody ahead, the buyer is ADMITTED
-    # in this very answer, however many join at once (DESIGN section 3).
-    place = await catalog.take_place(rt.db, event_id=event.id, limit=rt.settings.checkout_limit)
+    try:
+        _require_on_sale(event, tickets)
+        # One write decides the place: with a free slot and nobody ahead, the buyer is ADMITTED
+        # in this very answer, however many join at once (DESIGN section 3).
+        place = await turns.take_place(rt.db, event.id, rt.settings.checkout_limit)
+        if place is None:
+            raise not_found("event", "eventId")
+        if place.closed:  # our view of the event was older than its sell-out or cancellation
+            await _require_on_sale_now(rt, event.id)
+            raise fail(ErrorCode.SOLD_OUT, "the event is sold out")
+    except DomainError:
+        # A live entry is still answered as it is, and a cooldown still said, after a sell-out.
+        existing = await get_entry(rt, event_id=event.id, user_id=user_id)
+        if existing is not None and existing.is_live():
+            return Joined(existing, await position(rt, existing))
+        if existing is not None:
+            _require_may_rejoin(existing)
+        raise
     now = now_ms()
     fresh: dict = {"seq": place.seq, "joinedAtUtc": now}
     if place.admitted:
@@ -95,47 +115,76 @@ async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> QueueEntry
                   "expiresAtUtc": now + rt.settings.checkout_expiry_seconds * 1000}
     else:
         fresh |= {"status": QueueStatus.WAITING.value, "expiresAtUtc": now + rt.settings.queue_expiry_seconds * 1000}
-    if existing is None:
-        entry: QueueEntry | None = QueueEntry.model_validate(
-            {"_id": str(ObjectId()), "eventId": event.id, "userId": user_id, **fresh}
-        )
+    # Insert first: a first join (the crowd) costs this one write; a buyer who already has an
+    # entry finds out from the unique index and gives the place back.
+    entry: QueueEntry | None = QueueEntry.model_validate({"_id": str(ObjectId()), "eventId": event.id, "userId": user_id, **fresh})
+    try:
+        await repo.insert(rt.db, entry)
+    except DuplicateKeyError:
+        entry = await _join_again(rt, event.id, user_id, place, fresh)
+        if entry.seq != place.seq:
+            return Joined(entry, await position(rt, entry))
+    return await _placed(rt, entry, place)
+
+
+async def _join_again(rt: Runtime, event_id: str, user_id: str, place: turns.Place, fresh: dict) -> QueueEntry:
+    """The buyer has an entry already: restart a finished one with the place taken, or give
+    the place back and answer the live entry (or the cooldown)."""
+    existing = await repo.get(rt.db, event_id, user_id)
+    assert existing is not None  # entries are never deleted
+    existing = await _expire_if_due(rt, existing, now_ms())
+    if not existing.is_live():
         try:
-            await repo.insert(rt.db, entry)
-        except DuplicateKeyError:
-            entry = None  # the same buyer's other request got there first
-    else:
-        entry = await repo.restart(rt.db, existing, fresh)
-    if entry is None:
-        # The place taken is nobody's: give back what came with it.
-        await catalog.give_back(rt.db, event_id=event.id, slots=int(place.admitted), waiting=int(not place.admitted))
-        winner = await repo.get(rt.db, event.id, user_id)
-        assert winner is not None
-        return winner
+            _require_may_rejoin(existing)
+        except DomainError:
+            await _give_up_place(rt, event_id, place)
+            raise
+        restarted = await repo.restart(rt.db, existing, fresh)
+        if restarted is not None:
+            return restarted
+    # Live already (or another request of this buyer restarted it first): the place taken is nobody's.
+    await _give_up_place(rt, event_id, place)
+    winner = await repo.get(rt.db, event_id, user_id)
+    assert winner is not None
+    return winner
+
+
+def _require_may_rejoin(existing: QueueEntry) -> None:
+    """QUEUE_COOLDOWN for a buyer who left and whose cooldown runs."""
+    if existing.status is QueueStatus.LEFT and (existing.cooldown_until_utc or 0) > now_ms():
+        until = from_ms(existing.cooldown_until_utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        raise fail(ErrorCode.QUEUE_COOLDOWN, f"you left this queue; you may join again from {until}")
+
+
+async def _placed(rt: Runtime, entry: QueueEntry, place: turns.Place) -> Joined:
+    """The entry of a new place is written: announce it, and take up a turn that came meanwhile."""
     await _schedule_expiry(rt, entry)
     if place.admitted:
         metrics.ADMISSIONS.inc()
         await _publish_entry(rt, entry)
-        await _publish_queue_changed(rt, event.id)
-        return entry
-    if place.admission_pending or await _slot_freed_meanwhile(rt, event.id):
-        # Free slots go to buyers ahead (or the queue closed): admit them now.
-        for changed in await admit_waiting(rt, event_id=event.id, budget=ADMIT_INLINE):
+        await _publish_queue_changed(rt, entry.event_id)
+        return Joined(entry, None)
+    # Our turn may have come before our entry was written: then its giver found nobody to admit.
+    counted = await turns_of(rt, event_id=entry.event_id)
+    if counted.status in _CLOSED:
+        # The queue closed as we joined, before its closing could see our entry.
+        await repo.transition(rt.db, entry.id, QueueStatus.WAITING, {"status": QueueStatus.CLOSED.value, "endedAtUtc": now_ms()})
+        await _require_on_sale_now(rt, entry.event_id)
+    if counted.has_turn(entry.seq):
+        admitted = await _admit_seq(rt, entry.event_id, entry.seq)
+        return Joined(admitted or await _current(rt, entry), None)
+    if counted.active < rt.settings.checkout_limit and counted.waiting > 0:
+        # Free slots with buyers waiting (the limit was raised, or a repair freed slots).
+        for changed in await fill_free_slots(rt, event_id=entry.event_id, budget=FILL_INLINE):
             if changed.id == entry.id:
-                entry = changed  # admission published it: no WAITING flash before ADMITTED
-    if entry.status is QueueStatus.CLOSED:  # the event sold out (or was cancelled) as we joined
-        fresh_event = await catalog.get_event(rt.db, event_id=event.id)
-        _require_on_sale(fresh_event, await catalog.ticket_types_of_event(rt.db, event_id=event.id))
-    if entry.status is QueueStatus.WAITING:
-        await _publish_entry(rt, entry)
-        await _publish_queue_changed(rt, event.id)
-    return entry
+                return Joined(changed, None)
+    await _publish_entry(rt, entry)
+    await _publish_queue_changed(rt, entry.event_id)
+    return Joined(entry, counted.position(entry.seq))
 
 
-async def _slot_freed_meanwhile(rt: Runtime, event_id: str) -> bool:
-    """Did a slot come free since our place was taken? Whoever freed it may have looked
-    for WAITING buyers before our entry was written: then nobody would admit us."""
-    event = await catalog.find_event(rt.db, event_id=event_id)
-    return event is not None and event.active_checkouts < rt.settings.checkout_limit
+async def _current(rt: Runtime, entry: QueueEntry) -> QueueEntry:
+    return await repo.get(rt.db, entry.event_id, entry.user_id) or entry
 
 
 async def leave_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> QueueEntry:
@@ -162,146 +211,116 @@ def _require_on_sale(event: Event, tickets: list[EventTicket]) -> None:
         raise fail(ErrorCode.EVENT_NOT_ON_SALE, "tickets for this event are not on sale yet")
 
 
-# --- admission -----------------------------------------------------------------
+async def _require_on_sale_now(rt: Runtime, event_id: str) -> None:
+    """As `_require_on_sale`, from the documents rather than the view."""
+    catalog.forget_sale_view(event_id)
+    event, tickets = await catalog.sale_view_of(rt.db, event_id=event_id)
+    _require_on_sale(event, tickets)
 
 
-async def admit_waiting(rt: Runtime, *, event_id: str, budget: int | None = None) -> list[QueueEntry]:
-    """Admit WAITING buyers, lowest seq first, while the event has free checkout slots; the
-    entries admitted (or CLOSED, when the event turned out sold out or cancelled).
+# --- turns -----------------------------------------------------------------------
 
-    One admitter per event at a time (a short lease): when a crowd joins at
-    once, racing admitters would all fight over the same lowest entry. A
-    caller that finds the lease held returns at once; the holder admits for
-    it. After giving the lease back, the holder looks once more, so that a
-    buyer who joined while it held the lease is not left waiting.
 
-    A request admits at most ADMIT_INLINE buyers itself (its own answer must
-    not wait for a crowd) and leaves the rest to a background task;
-    `budget=None` (the background task, the jobs) admits until done.
-    """
+async def _admit_seq(rt: Runtime, event_id: str, seq: int) -> QueueEntry | None:
+    """The turn came to `seq`: its WAITING entry becomes ADMITTED and is told. None if no
+    entry holds the seq WAITING: its join takes the turn up itself, or its buyer left (and
+    whoever ended the entry passes the turn on)."""
+    now = now_ms()
+    entry = await repo.admit_seq(rt.db, event_id, seq, now, now + rt.settings.checkout_expiry_seconds * 1000)
+    if entry is None:
+        return None
+    metrics.ADMISSIONS.inc()
+    await _schedule_expiry(rt, entry)
+    await _publish_entry(rt, entry)
+    await _publish_queue_changed(rt, event_id)
+    return entry
+
+
+async def _pass_turn(rt: Runtime, event_id: str) -> QueueEntry | None:
+    """A slot came free: the next waiting buyer gets it (in the same write), or nobody waits
+    and it is free again. The entry admitted, if it was written yet."""
+    turn = await turns.move_on(rt.db, event_id, rt.settings.checkout_limit, freed=True)
+    return None if turn.seq is None else await _admit_seq(rt, event_id, turn.seq)
+
+
+async def _give_up_place(rt: Runtime, event_id: str, place: turns.Place) -> None:
+    """A join's place turned out to be nobody's: undone if it is still the last, else given up."""
+    if not await turns.give_back_place(rt.db, event_id, place):
+        await _give_up_turn(rt, event_id, place.seq, had_turn=place.admitted)
+
+
+async def _give_up_turn(rt: Runtime, event_id: str, seq: int, *, had_turn: bool) -> None:
+    """A place ends before it was used: its turn goes on, or its seq is skipped if the turn has not come."""
+    if not had_turn:
+        counted = await turns.skip(rt.db, event_id, seq)
+        had_turn = counted is not None and counted.has_turn(seq)
+    if had_turn:
+        await _pass_turn(rt, event_id)
+
+
+async def fill_free_slots(rt: Runtime, *, event_id: str, budget: int | None = None) -> list[QueueEntry]:
+    """Give turns while slots are free and buyers wait (only after the limit was raised or a
+    repair freed slots: otherwise every freed slot is handed on as it is freed)."""
     admitted: list[QueueEntry] = []
-    owner = str(ObjectId())
-    while True:
-        now = now_ms()
-        if not await repo.take_admission_lease(rt.db, event_id, owner, now, now + ADMISSION_LEASE_MS):
-            return admitted
-        try:
-            room = None if budget is None else budget - len(admitted)
-            admitted += await _admit_while_slots_free(rt, event_id, room, owner)
-        finally:
-            await repo.give_back_admission_lease(rt.db, event_id, owner)
-        # Whoever joined or freed a slot while we held the lease found it held and left
-        # admission to us: look once more.
-        if not await _admission_possible(rt, event_id):
-            return admitted
-        if budget is not None and len(admitted) >= budget:
-            _admit_in_background(rt, event_id)
-            return admitted
-
-
-_background: set[asyncio.Task] = set()
-
-
-def _admit_in_background(rt: Runtime, event_id: str) -> None:
-    task = asyncio.create_task(_admit_rest(rt, event_id))
-    _background.add(task)  # a reference, or the task could be collected mid-way
-    task.add_done_callback(_background.discard)
-
-
-async def stop_background_admissions() -> None:
-    """On shutdown: cancel admission rounds still running (the sweeps pick up what they leave)."""
-    tasks = list(_background)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _admit_rest(rt: Runtime, event_id: str) -> None:
-    try:
-        await admit_waiting(rt, event_id=event_id)
-    except Exception:  # noqa: BLE001 - the sweep admits whatever this leaves
-        log.exception("background admission on %s failed", event_id)
+    given = 0
+    while budget is None or given < budget:
+        turn = await turns.move_on(rt.db, event_id, rt.settings.checkout_limit, freed=False)
+        if turn.seq is None:
+            break
+        given += 1
+        entry = await _admit_seq(rt, event_id, turn.seq)
+        if entry is not None:
+            admitted.append(entry)
+    return admitted
 
 
 async def recount_slots(rt: Runtime, *, event_id: str, settle_seconds: float) -> tuple[int, int] | None:
     """Repair: set activeCheckouts to the number of ADMITTED entries; (was, now) if it changed.
 
-    Done under the admission lease, so no admission runs meanwhile (an
-    admission takes a slot before it finds a buyer, and may give it back), and
-    only if both numbers stay put for `settle_seconds` (a slot being given
-    back is between its two writes for a moment). None: nothing done.
+    Only if both numbers stay put for `settle_seconds` (a turn given to a join
+    still in flight holds a slot before its entry is ADMITTED). None: nothing done.
     """
-    owner = str(ObjectId())
-    if not await _wait_for_admission_lease(rt, event_id, owner):
-        return None  # admissions kept running: the next repair looks again
-    try:
-        return await _correct_when_settled(
-            rt, event_id, "activeCheckouts", QueueStatus.ADMITTED, settle_seconds,
-            lambda event, admitted: 0 if event.status is EventStatus.CANCELLED else admitted,
-        )
-    finally:
-        await repo.give_back_admission_lease(rt.db, event_id, owner)
-        # Buyers who joined while we held the lease (or whose slot we just freed) get in now.
-        await admit_waiting(rt, event_id=event_id)
-
-
-async def recount_waiting(rt: Runtime, *, event_id: str, settle_seconds: float) -> tuple[int, int] | None:
-    """Repair: set the event's `waiting` to its number of WAITING entries; (was, now) if it changed.
-
-    The count runs ahead of the entries while joins are in flight (a seq is
-    taken before its entry is written), and stays ahead after a join crashed
-    between the two, which only makes the join's fast path shy. Corrected only
-    if both numbers stay put for `settle_seconds`. None: nothing done.
-    """
-    return await _correct_when_settled(rt, event_id, "waiting", QueueStatus.WAITING, settle_seconds, lambda _, n: n)
-
-
-# The event's queue counters: document field -> model attribute.
-_COUNTERS = {"activeCheckouts": "active_checkouts", "waiting": "waiting"}
-
-
-async def _correct_when_settled(
-    rt: Runtime, event_id: str, field: str, status: QueueStatus, settle_seconds: float,
-    expected_of: Callable[[Event, int], int],
-) -> tuple[int, int] | None:
-    """Set the event's counter `field` to what its `status` entries say it should be, if it
-    differs and neither number moves for `settle_seconds`; (was, now) if corrected."""
     event = await catalog.get_event(rt.db, event_id=event_id)
-    counted = await repo.count(rt.db, event_id, status)
-    held = getattr(event, _COUNTERS[field])
-    expected = expected_of(event, counted)
+    counted = await repo.count(rt.db, event_id, QueueStatus.ADMITTED)
+    held = event.active_checkouts
+    expected = 0 if event.status is EventStatus.CANCELLED else counted
     if expected == held:
         return None
     await asyncio.sleep(settle_seconds)
     again = await catalog.get_event(rt.db, event_id=event_id)
-    if getattr(again, _COUNTERS[field]) != held or await repo.count(rt.db, event_id, status) != counted:
+    if again.active_checkouts != held or await repo.count(rt.db, event_id, QueueStatus.ADMITTED) != counted:
         return None
-    changed = await catalog.correct_counter(
-        rt.db, collection="events", doc_id=event_id, field=field, seen=held, value=expected
-    )
-    return (held, expected) if changed else None
+    if not await catalog.correct_counter(
+        rt.db, collection="events", doc_id=event_id, field="activeCheckouts", seen=held, value=expected
+    ):
+        return None
+    if expected < held:
+        await fill_free_slots(rt, event_id=event_id)  # buyers waiting behind the slots that leaked
+    return held, expected
 
 
-async def _wait_for_admission_lease(rt: Runtime, event_id: str, owner: str) -> bool:
-    """Take the lease, waiting out one lease's life at most (a crashed admitter's lease lapses by then)."""
-    deadline = now_ms() + ADMISSION_LEASE_MS + 1000
-    while True:
-        now = now_ms()
-        if await repo.take_admission_lease(rt.db, event_id, owner, now, now + ADMISSION_LEASE_MS):
-            return True
-        if now > deadline:
-            return False
-        await asyncio.sleep(0.1)
+async def skip_lost_seqs(rt: Runtime, *, event_id: str, settle_seconds: float) -> list[int]:
+    """Repair: skip the seqs whose join died before writing its entry (they would hold a
+    place in everyone's position, and waste a turn); the seqs skipped.
+
+    Only if the turns stay put for `settle_seconds`: a join in flight has taken
+    its seq and not yet written its entry.
+    """
+    seen = await turns_of(rt, event_id=event_id)
+    lost = await _lost_seqs(rt, event_id, seen)
+    if not lost:
+        return []
+    await asyncio.sleep(settle_seconds)
+    again = await turns_of(rt, event_id=event_id)
+    if again != seen or await _lost_seqs(rt, event_id, again) != lost:
+        return []
+    return lost if await turns.skip_lost(rt.db, event_id, seen, lost) else []
 
 
-async def _admission_possible(rt: Runtime, event_id: str) -> bool:
-    event = await catalog.find_event(rt.db, event_id=event_id)
-    return (
-        event is not None
-        and event.status is not EventStatus.CANCELLED
-        and event.active_checkouts < rt.settings.checkout_limit
-        and await repo.any_admissible(rt.db, event_id, now_ms())
-    )
+async def _lost_seqs(rt: Runtime, event_id: str, counted: turns.Turns) -> list[int]:
+    held = await repo.seqs_above(rt.db, event_id, counted.through)
+    skipped = set(counted.skipped)
+    return [s for s in range(counted.through + 1, counted.next_seq + 1) if s not in held and s not in skipped]
 
 
 async def sample_queue_lengths(rt: Runtime) -> None:
@@ -311,67 +330,26 @@ async def sample_queue_lengths(rt: Runtime) -> None:
 
 
 async def admit_where_possible(rt: Runtime) -> int:
-    """Backstop for the sweep: admit on every event with WAITING buyers (after a crashed admitter)."""
+    """Backstop for the sweep: on every event with buyers waiting, give them the free slots,
+    or close them out if the queue closed (a join that died after writing its entry)."""
     admitted = 0
     for event_id in await repo.events_with_waiting(rt.db):
-        changed = await admit_waiting(rt, event_id=event_id)
-        admitted += sum(1 for e in changed if e.status is QueueStatus.ADMITTED)
+        counted = await turns_of(rt, event_id=event_id)
+        if counted.status in _CLOSED:
+            await close_queue(rt, event_id=event_id, cancelled=counted.status == EventStatus.CANCELLED.value)
+        else:
+            admitted += len(await fill_free_slots(rt, event_id=event_id))
     return admitted
 
 
-async def _admit_while_slots_free(rt: Runtime, event_id: str, room: int | None, owner: str) -> list[QueueEntry]:
-    """Admit in batches: the lowest WAITING seqs, as many as there are free slots; the
-    entries admitted (or closed, if the sale turned out to be over).
-
-    Each batch is a few round trips whatever its size (find the lowest seqs,
-    take that many slots with one guarded increment, admit them with one
-    update, count them with one more), so a crowd is let in at the database's
-    pace, not one by one.
-    """
-    admitted: list[QueueEntry] = []
-    renewed = now_ms()
-    while room is None or len(admitted) < room:
-        wanted = ADMIT_BATCH if room is None else min(ADMIT_BATCH, room - len(admitted))
-        candidates = await repo.lowest_admissible(rt.db, event_id, now_ms(), wanted)
-        if not candidates:
-            break
-        grant = await checkout.reserve_slots(rt, event_id=event_id, wanted=len(candidates))
-        if grant.closed:
-            # Sold out or cancelled: whoever still waits (a join that raced the closing) is told now.
-            admitted += await _close_for_status(rt, event_id)
-            break
-        taken = grant.taken
-        if taken == 0:
-            break
-        now = now_ms()
-        batch = await repo.admit(rt.db, candidates[:taken], now, now + rt.settings.checkout_expiry_seconds * 1000)
-        # One write: the admitted no longer wait, and the slots of those who left or
-        # expired since we looked go back.
-        await catalog.give_back(rt.db, event_id=event_id, slots=taken - len(batch), waiting=len(batch))
-        for entry in batch:
-            metrics.ADMISSIONS.inc()
-            await _schedule_expiry(rt, entry)
-            await _publish_entry(rt, entry)
-        admitted += batch
-        if len(batch) == taken and taken < wanted:
-            break  # fewer slots than buyers, or fewer buyers than asked for: nothing more to do now
-        if now_ms() - renewed > ADMISSION_LEASE_MS // 5:
-            # A long round (a crowd on a slow database) must not outlive its lease,
-            # or a second admitter would start beside it and break the seq order.
-            renewed = now_ms()
-            if not await repo.renew_admission_lease(rt.db, event_id, owner, renewed + ADMISSION_LEASE_MS):
-                break
-    if admitted:
-        log.debug("admitted %d on %s", len(admitted), event_id)
-        await _publish_queue_changed(rt, event_id)
-    return admitted
+# --- ending an admission -----------------------------------------------------------
 
 
 async def end_admission(rt: Runtime, entry: QueueEntry, to: QueueStatus, now: int) -> QueueEntry | None:
     """End a live entry as COMPLETED, EXPIRED or LEFT; None if another request ended it first.
 
-    An ADMITTED entry gives back its slot, ends its checkout session and lets
-    the next WAITING buyer in.
+    An ADMITTED entry ends its checkout session and hands its slot to the next
+    WAITING buyer; a WAITING one gives up its seq.
     """
     changes: dict = {"status": to.value, "endedAtUtc": now}
     if to is QueueStatus.LEFT:
@@ -383,24 +361,30 @@ async def end_admission(rt: Runtime, entry: QueueEntry, to: QueueStatus, now: in
         return None
     if to is QueueStatus.EXPIRED:
         metrics.EXPIRIES.inc()
-    if entry.status is QueueStatus.WAITING:
-        await catalog.give_back(rt.db, event_id=entry.event_id, waiting=1)
-    if entry.status is QueueStatus.ADMITTED:
-        if entry.session_id:
-            outcome = CheckoutStatus.COMPLETED if to is QueueStatus.COMPLETED else CheckoutStatus.EXPIRED
-            await checkout.end_session(rt, session_id=entry.session_id, status=outcome, now=now)
-        await checkout.release_slot(rt, event_id=entry.event_id)
-        await admit_waiting(rt, event_id=entry.event_id, budget=ADMIT_INLINE)
+    if entry.session_id:
+        outcome = CheckoutStatus.COMPLETED if to is QueueStatus.COMPLETED else CheckoutStatus.EXPIRED
+        await checkout.end_session(
+            rt, session_id=entry.session_id, status=outcome, now=now, event_id=entry.event_id, user_id=entry.user_id,
+            queue_entry_id=entry.id,
+        )
     await _publish_entry(rt, ended)
+    await _give_up_turn(rt, entry.event_id, entry.seq, had_turn=entry.status is QueueStatus.ADMITTED)
     await _publish_queue_changed(rt, entry.event_id)
     return ended
 
 
-async def complete_admission(rt: Runtime, *, event_id: str, user_id: str, session_id: str) -> None:
-    """After a purchase: the entry of that session becomes COMPLETED and frees its slot."""
-    entry = await repo.get(rt.db, event_id, user_id)
-    if entry and entry.status is QueueStatus.ADMITTED and entry.session_id == session_id:
-        await end_admission(rt, entry, QueueStatus.COMPLETED, now_ms())
+async def complete_admission(
+    rt: Runtime, *, event_id: str, user_id: str, session_id: str, entry: QueueEntry | None = None
+) -> None:
+    """After a purchase: the entry of that session becomes COMPLETED and hands its slot on
+    (`entry`: as the purchase read it; else it is read here)."""
+    for attempt in range(2):  # a copy passed in may be stale: then look once more
+        if entry is None or attempt:
+            entry = await repo.get(rt.db, event_id, user_id)
+        if entry is None or entry.status is not QueueStatus.ADMITTED or entry.session_id != session_id:
+            return
+        if await end_admission(rt, entry, QueueStatus.COMPLETED, now_ms()) is not None:
+            return
 
 
 async def _expire_if_due(rt: Runtime, entry: QueueEntry, now: int) -> QueueEntry:
@@ -438,13 +422,18 @@ async def close_queue(rt: Runtime, *, event_id: str, cancelled: bool) -> list[Qu
     At a sell-out, WAITING buyers and ADMITTED ones who started no checkout
     become CLOSED and their slots are freed; buyers in an ACTIVE session keep
     it until it ends. At a cancellation every live entry closes and every
-    ACTIVE session ends (the event already holds no slots).
+    ACTIVE session ends (the event already holds no slots). Called once the
+    event's status says so, so no turn is given after the counters are read.
     """
     now = now_ms()
-    closed, waiting, slots = await repo.close(rt.db, event_id, now, keep_checkouts=not cancelled)
+    counted = await turns_of(rt, event_id=event_id)
+    closed = await repo.close(rt.db, event_id, now, keep_checkouts=not cancelled)
     if cancelled:
         await checkout.end_all_sessions(rt, event_id=event_id, now=now)
-    await catalog.give_back(rt.db, event_id=event_id, slots=slots, waiting=waiting)
+    # A slot is held by every ADMITTED entry closed, and by a WAITING one whose turn had come
+    # (its admission was on its way).
+    slots = sum(1 for e in closed if e.admitted_at_utc is not None or counted.has_turn(e.seq))
+    await turns.close(rt.db, event_id, slots=slots)
     for entry in closed:
         await _publish_entry(rt, entry)
     if closed:
@@ -462,13 +451,6 @@ async def refresh_status(rt: Runtime, *, event_id: str) -> EventStatus:
     return status
 
 
-async def _close_for_status(rt: Runtime, event_id: str) -> list[QueueEntry]:
-    event = await catalog.find_event(rt.db, event_id=event_id)
-    if event is None or event.status not in (EventStatus.SOLD_OUT, EventStatus.CANCELLED):
-        return []
-    return await close_queue(rt, event_id=event_id, cancelled=event.status is EventStatus.CANCELLED)
-
-
 # --- from admission to checkout -------------------------------------------------
 
 
@@ -479,33 +461,38 @@ async def start_checkout(rt: Runtime, *, actor: Viewer, event_id: str) -> Checko
     if event.status is EventStatus.CANCELLED:
         raise fail(ErrorCode.EVENT_CANCELLED, "the event is cancelled")
     for _ in range(5):
+        now = now_ms()
+        expires_at = now + rt.settings.checkout_expiry_seconds * 1000
+        session_id = ObjectId()
+        # The entry points at the session first (one guarded write, which also reads it); the
+        # session is written next. Whoever ends the entry in between ends the session by its
+        # id too, and its late insert then fails on that id: the session never outlives its slot.
+        attached = await repo.attach_session(rt.db, event.id, user_id, session_id, now, expires_at)
+        if attached is not None:
+            session = await checkout.open_session(
+                rt, session_id=session_id, event_id=event.id, user_id=user_id, queue_entry_id=attached.id, now=now,
+                expires_at=expires_at,
+            )
+            if session is None:
+                raise fail(ErrorCode.CHECKOUT_EXPIRED, "your turn to check out has passed; join the queue again")
+            await _schedule_expiry(rt, attached)
+            await _publish_entry(rt, attached)
+            return session
         entry = await _admitted_entry(rt, event, user_id)
         if entry.session_id:
             session = await checkout.get_session(rt, session_id=entry.session_id)
             if session is not None and session.is_open(now_ms()):
                 return session
+            if session is None and entry.expires_at_utc > now_ms():
+                await asyncio.sleep(0.02)  # a twin request attached it and is writing it now
+                continue
             await _expire_if_due(rt, entry, now_ms())
             raise fail(ErrorCode.CHECKOUT_EXPIRED, "your checkout session has expired; join the queue again")
-        now = now_ms()
-        expires_at = now + rt.settings.checkout_expiry_seconds * 1000
-        # The session is written before the entry points at it, so whoever ends
-        # the entry (leave, expiry) always finds the session to end with it.
-        session = await checkout.open_session(
-            rt, session_id=ObjectId(), event_id=event.id, user_id=user_id, queue_entry_id=entry.id, now=now,
-            expires_at=expires_at,
-        )
-        attached = await repo.attach_session(rt.db, entry.id, ObjectId(session.id), expires_at)
-        if attached is None:
-            # A parallel request attached its own, or the entry just ended: ours never held the slot.
-            await checkout.end_session(rt, session_id=session.id, status=CheckoutStatus.EXPIRED, now=now)
-            continue
-        await _schedule_expiry(rt, attached)
-        await _publish_entry(rt, attached)
-        return session
     raise fail(ErrorCode.NOT_ADMITTED, "your place changed while starting checkout; try again")
 
 
 async def _admitted_entry(rt: Runtime, event: Event, user_id: str) -> QueueEntry:
+    """The buyer's entry, if it is ADMITTED; else the error that says why not."""
     entry = await get_entry(rt, event_id=event.id, user_id=user_id)
     if entry is None or entry.status in (QueueStatus.LEFT, QueueStatus.COMPLETED):
         raise fail(ErrorCode.NOT_IN_QUEUE, "join the event's queue first")
@@ -514,14 +501,11 @@ async def _admitted_entry(rt: Runtime, event: Event, user_id: str) -> QueueEntry
     if entry.status is QueueStatus.EXPIRED:
         raise fail(ErrorCode.CHECKOUT_EXPIRED, "your turn to check out has passed; join the queue again")
     if entry.status is QueueStatus.WAITING:
-        await admit_waiting(rt, event_id=event.id, budget=ADMIT_INLINE)
-        entry = await repo.get(rt.db, event.id, user_id)
-        if entry is None or entry.status is not QueueStatus.ADMITTED:
-            ahead = await position(rt, entry) if entry else None
-            fresh = await catalog.get_event(rt.db, event_id=event.id)
-            if fresh.active_checkouts >= rt.settings.checkout_limit:
-                raise fail(ErrorCode.CHECKOUT_LIMIT_REACHED, f"all checkout slots are taken; you are number {ahead} in line")
-            raise fail(ErrorCode.NOT_ADMITTED, f"not your turn yet: you are number {ahead} in line")
+        counted = await turns_of(rt, event_id=event.id)
+        ahead = counted.position(entry.seq)
+        if counted.active >= rt.settings.checkout_limit:
+            raise fail(ErrorCode.CHECKOUT_LIMIT_REACHED, f"all checkout slots are taken; you are number {ahead} in line")
+        raise fail(ErrorCode.NOT_ADMITTED, f"not your turn yet: you are number {ahead} in line")
     return entry
 
 
@@ -534,7 +518,6 @@ async def _schedule_expiry(rt: Runtime, entry: QueueEntry) -> None:
         await rt.scheduler.expire_at(event_id=entry.event_id, user_id=entry.user_id, at_ms=entry.expires_at_utc)
     except Exception:  # noqa: BLE001
         log.warning("could not schedule the expiry of %s; the sweep will catch it", entry.id, exc_info=True)
-
 
 
 def entry_message(entry: QueueEntry) -> dict:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from app.catalog import service as catalog
 from app.catalog.models import Event, EventStatus, EventTicket
-from app.queue import service as queue
+from app.catalog.turns import Turns
 from app.runtime import Runtime
 
 
@@ -23,8 +23,7 @@ class InventorySnapshot:
 
 
 async def snapshot(rt: Runtime, *, event_id: str) -> InventorySnapshot:
-    """Three reads: the event, its ticket types, how many wait."""
+    """Two reads: the event (its turns say how many wait) and its ticket types."""
     event = await catalog.get_event(rt.db, event_id=event_id, field="eventId")
     types = await catalog.ticket_types_of_event(rt.db, event_id=event.id)
-    waiting = await queue.waiting_count(rt, event_id=event.id)
-    return InventorySnapshot(event, catalog.current_status(event, types), types, waiting)
+    return InventorySnapshot(event, catalog.current_status(event, types), types, Turns.of_event(event).waiting)

@@ -68,8 +68,8 @@ async def repair_orders(rt: Runtime, *, grace_ms: int = ORDER_GRACE_MS) -> Repai
     report = RepairReport()
     for order in await order_repo.stale_in_flight(rt.db, now_ms() - grace_ms):
         if order.state is OrderState.RESERVED:
-            _, finished_here = await orders.finish_order(rt, order)
-            if finished_here:  # a repair running beside us may have finished it
+            _, issued_here = await orders.finish_order(rt, order)
+            if issued_here is not None:  # a repair running beside us may have finished it
                 report.orders_finished += 1
                 metrics.REPAIRS.labels("order_finished").inc()
                 log.warning("repair: finished order %s", order.id)
@@ -87,7 +87,7 @@ async def repair_orders(rt: Runtime, *, grace_ms: int = ORDER_GRACE_MS) -> Repai
 
 
 async def repair_counters(rt: Runtime, *, event_id: str, settle_seconds: float = 1.0) -> list[str]:
-    """Recount one event's quantitySold, activeCheckouts and waiting; the corrections made.
+    """Recount one event's quantitySold and activeCheckouts, and skip lost seqs; the corrections made.
 
     Run only on a quiet sale (see `repair`): a busy sale's counters are exact
     by construction, while a recount taken between two writes of one step (a
@@ -118,10 +118,10 @@ async def repair_counters(rt: Runtime, *, event_id: str, settle_seconds: float =
     if slots is not None:
         corrections.append(f"activeCheckouts of {event_id}: {slots[0]} -> {slots[1]}")
         metrics.REPAIRS.labels("active_checkouts").inc()
-    waiting = await queue.recount_waiting(rt, event_id=event_id, settle_seconds=settle_seconds)
-    if waiting is not None:
-        corrections.append(f"waiting of {event_id}: {waiting[0]} -> {waiting[1]}")
-        metrics.REPAIRS.labels("waiting").inc()
+    lost = await queue.skip_lost_seqs(rt, event_id=event_id, settle_seconds=settle_seconds)
+    if lost:
+        corrections.append(f"seqs of {event_id} whose join never wrote its entry, skipped: {lost}")
+        metrics.REPAIRS.labels("lost_seqs").inc()
     # Stock given back (or taken) changes the sale status: store it now, not at the next cron.
     await queue.refresh_status(rt, event_id=event_id)
     for line in corrections:

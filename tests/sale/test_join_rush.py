@@ -14,6 +14,7 @@ import pytest
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 
+from app.catalog.turns import Turns
 from tests.conftest import make_token
 from tests.factories import on_sale_event, ticket_type_input
 from tests.workers.support import RemoteApi, start_api, stop_all, wait_ready
@@ -62,7 +63,10 @@ async def test_a_crowd_joining_at_once_is_admitted_in_the_answer_while_slots_las
         waiting = sorted((e["seq"], e["position"]) for e in entries if e["status"] == "WAITING")
         assert all(position is not None and position >= 1 for _, position in waiting)
         stored = await mongo.get_default_database().events.find_one({"_id": ObjectId(event["id"])})
-        assert (stored["activeCheckouts"], stored["waiting"]) == (len(admitted), CROWD - len(admitted))
+        assert stored["activeCheckouts"] == len(admitted)
+        assert Turns.of(stored).waiting == CROWD - len(admitted)
+        # Positions follow seq order, counting only the buyers waiting ahead.
+        assert [position for _, position in waiting] == list(range(1, len(waiting) + 1))
     finally:
         stop_all(procs)
         await mongo.close()

@@ -172,11 +172,11 @@ async def test_finishing_an_order_a_second_time_issues_nothing_new(api, organize
     session = await checkout(api, event["id"], buyer)
     order = await stuck_order(api.db, event_id=event["id"], user="buyer-1", session_id=session["id"],
                               items=[(general, 2)], state=OrderState.RESERVED, key="k")
-    first, first_won = await orders_service.finish_order(rt, order)
-    assert first.state is OrderState.COMPLETED and first_won
+    first, first_issued = await orders_service.finish_order(rt, order)
+    assert first.state is OrderState.COMPLETED and first_issued is not None
     # The same RESERVED snapshot, read before the first finished.
-    second, second_won = await orders_service.finish_order(rt, order)
-    assert second.id == order.id and second.state is OrderState.COMPLETED and not second_won
+    second, second_issued = await orders_service.finish_order(rt, order)
+    assert second.id == order.id and second.state is OrderState.COMPLETED and second_issued is None
     tickets = await issued_for(api, order.id)
     assert sorted(str(t["_id"]) for t in tickets) == sorted(t.id for t in order.tickets)
     stored = Order.from_doc(await order_doc(api, order.id))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from bisect import bisect_left
 from collections.abc import AsyncGenerator
 
 import strawberry
@@ -65,10 +64,10 @@ class SaleMutation:
     async def join_queue(self, info: Info, event_id: strawberry.ID) -> QueuePayload:
         rt = info.context.runtime
         try:
-            entry = await queue.join_queue(rt, actor=info.context.viewer, event_id=str(event_id))
+            joined = await queue.join_queue(rt, actor=info.context.viewer, event_id=str(event_id))
         except DomainError as error:
             return QueuePayload(errors=user_errors(error))
-        return QueuePayload(entry=QueueEntry.from_model(entry, await queue.position(rt, entry)))
+        return QueuePayload(entry=QueueEntry.from_model(joined.entry, joined.position))
 
     @strawberry.mutation(description="M4: marks the entry LEFT and starts the rejoin cooldown.")
     async def leave_queue(self, info: Info, event_id: strawberry.ID) -> QueuePayload:
@@ -81,7 +80,7 @@ class SaleMutation:
     @strawberry.mutation(description="M5: needs the viewer's ACTIVE checkout session for the event; never oversells.")
     async def purchase_tickets(self, info: Info, input: PurchaseTicketsInput) -> PurchasePayload:
         try:
-            order = await orders.purchase_tickets(
+            purchased = await orders.purchase_tickets(
                 info.context.runtime,
                 actor=info.context.viewer,
                 event_id=str(input.event_id),
@@ -90,7 +89,7 @@ class SaleMutation:
             )
         except DomainError as error:
             return PurchasePayload(errors=user_errors(error))
-        return PurchasePayload(order=Order.from_model(order))
+        return PurchasePayload(order=Order.from_model(purchased.order, purchased.tickets))
 
     @strawberry.mutation(
         description="M6: needs the viewer's ADMITTED queue entry; at most CHECKOUT_LIMIT sessions per event hold "
@@ -136,14 +135,15 @@ class Subscription:
         event, _ = await catalog.sale_view_of(rt.db, event_id=str(event_id), field="eventId")
         async with (
             rt.broker.subscribe(channels.entry(event.id, user_id)) as mine,
-            feeds.positions(event.id, lambda: queue.waiting_seqs(rt, event_id=event.id)) as positions,
+            feeds.positions(event.id, lambda: queue.turns_of(rt, event_id=event.id)) as positions,
         ):
             entry = await queue.get_entry(rt, event_id=event.id, user_id=user_id)
-            version, seqs = positions.version, positions.value
+            version, counted = positions.version, positions.value
             sent: tuple | None = None
             while True:
                 if entry is not None:
-                    place = bisect_left(seqs, entry.seq) + 1 if entry.status is queue_models.QueueStatus.WAITING else None
+                    waiting = entry.status is queue_models.QueueStatus.WAITING
+                    place = counted.position(entry.seq) if waiting else None
                     state = (entry.seq, entry.status, entry.expires_at_utc, place)
                     if state != sent:
                         sent = state
@@ -152,7 +152,7 @@ class Subscription:
                 if message is not None:
                     entry = await _apply(rt, entry, message, event.id, user_id)
                 if newer is not None:
-                    version, seqs = newer
+                    version, counted = newer
 
     @strawberry.subscription(
         description="The event's live inventory: current state first, then after every change (coalesced to at "

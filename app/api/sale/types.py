@@ -54,6 +54,8 @@ async def _ticket_event(root: UserTicket, info: Info) -> Event:
 
 
 async def _order_tickets(root: Order, info: Info) -> list[UserTicket]:
+    if root.issued is not None:  # issued by this very request: as they are in the database
+        return [UserTicket.from_model(t) for t in root.issued]
     found = await orders.tickets_of_order(info.context.runtime, order_id=str(root.id))
     return [UserTicket.from_model(t) for t in found]
 
@@ -93,12 +95,13 @@ class Order:
     total_cents: int
     currency: str
     created_at: DateTime  # type: ignore[valid-type]
+    issued: strawberry.Private[list[orders_models.UserTicket] | None] = None
 
     @classmethod
-    def from_model(cls, o: orders_models.Order) -> Order:
+    def from_model(cls, o: orders_models.Order, issued: list[orders_models.UserTicket] | None = None) -> Order:
         return cls(
             id=strawberry.ID(o.id), event_id=strawberry.ID(o.event_id), user_id=strawberry.ID(o.user_id),
-            total_cents=o.total_cents, currency=o.currency, created_at=from_ms(o.created_at_utc),
+            total_cents=o.total_cents, currency=o.currency, created_at=from_ms(o.created_at_utc), issued=issued,
         )
 
 

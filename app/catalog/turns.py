@@ -1,0 +1,199 @@
+"""The queue's turns, counted on the event document: one guarded write per step, no lock.
+
+The event holds four numbers for its queue (DESIGN section 3):
+- `nextQueueSeq`: the last seq handed out; a join takes the next one;
+- `admittedThrough`: every seq up to here has had its turn (a checkout slot),
+  or its buyer left before it came;
+- `skippedSeqs`: seqs above `admittedThrough` whose buyers left (or expired)
+  before their turn, ascending;
+- `activeCheckouts`: the slots held, by turns given and not yet ended.
+
+The buyers still waiting are the seqs in (admittedThrough, nextQueueSeq]
+that are not skipped. Admission is moving `admittedThrough` on to the next of
+them, in the same write that takes (or hands over) the slot, so turns go out
+in seq order whoever moves it and however many move it at once. A position
+is computed from the event alone (`Turns.position`).
+
+Each write is a pipeline update whose one `$set` stage reads the document as
+it was before the write; the outcome is written too (`lastPlace`,
+`lastTurn`) and read from the document after it, because SecantusDB's
+pre-image (ReturnDocument.BEFORE) is not taken atomically with the write.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import Any, NamedTuple
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from app.catalog.models import Event, EventStatus
+from app.timeutil import now_ms
+
+# A sold-out or cancelled event gives nobody a turn: its queue closes instead.
+_CLOSED = {"$in": ["$status", [EventStatus.CANCELLED.value, EventStatus.SOLD_OUT.value]]}
+_NEXT = {"$ifNull": ["$nextQueueSeq", 0]}
+_THROUGH = {"$ifNull": ["$admittedThrough", 0]}
+_SKIPPED = {"$ifNull": ["$skippedSeqs", []]}
+_ACTIVE = {"$ifNull": ["$activeCheckouts", 0]}
+# The first seq after admittedThrough that is not skipped (skippedSeqs is ascending, all above it).
+_NEXT_LIVE = {"$reduce": {
+    "input": _SKIPPED, "initialValue": {"$add": [_THROUGH, 1]},
+    "in": {"$cond": [{"$eq": ["$$this", "$$value"]}, {"$add": ["$$value", 1]}, "$$value"]},
+}}
+_FIELDS = {"nextQueueSeq": 1, "admittedThrough": 1, "skippedSeqs": 1, "activeCheckouts": 1, "status": 1}
+
+
+class Turns(NamedTuple):
+    """The queue's counters as one write left them (or as read)."""
+
+    next_seq: int
+    through: int
+    skipped: tuple[int, ...]
+    active: int
+    status: str | None
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> Turns:
+        return cls(doc.get("nextQueueSeq", 0), doc.get("admittedThrough", 0), tuple(doc.get("skippedSeqs") or ()),
+                   doc.get("activeCheckouts", 0), doc.get("status"))
+
+    @classmethod
+    def of_event(cls, event: Event) -> Turns:
+        return cls(event.next_queue_seq, event.admitted_through, tuple(event.skipped_seqs), event.active_checkouts,
+                   event.status.value)
+
+    @property
+    def waiting(self) -> int:
+        """Seqs handed out that have had no turn and were not given up (joins in flight included)."""
+        return max(0, self.next_seq - self.through - len(self.skipped))
+
+    def has_turn(self, seq: int) -> bool:
+        """Was this seq given its turn (a slot), rather than skipped or still waiting?"""
+        return seq <= self.through and seq not in self.skipped
+
+    def position(self, seq: int) -> int:
+        """1-based place of a waiting seq: the live seqs before it, plus one (1 once its turn
+        has come and its admission is on the way)."""
+        return max(1, seq - self.through - bisect_left(self.skipped, seq))
+
+
+class Place(NamedTuple):
+    """A join's place: its seq, whether a slot came with it, or no place as the queue is closed."""
+
+    seq: int
+    admitted: bool
+    closed: bool
+
+
+class Turn(NamedTuple):
+    """What moving the turns did: the seq given a turn (None: none), and the counters after it."""
+
+    seq: int | None
+    turns: Turns
+
+
+async def read(db: AsyncDatabase, event_id: str) -> Turns | None:
+    doc = await db.events.find_one({"_id": ObjectId(event_id)}, projection=_FIELDS)
+    return Turns.of(doc) if doc else None
+
+
+async def take_place(db: AsyncDatabase, event_id: str, limit: int) -> Place | None:
+    """The next seq, with a slot and the turn if one is free and nobody waits (or joins)
+    ahead; None if the event does not exist."""
+    closed = _CLOSED
+    free = {"$and": [
+        {"$not": [closed]}, {"$lt": [_ACTIVE, limit]},
+        {"$eq": [{"$subtract": [_NEXT, {"$add": [_THROUGH, {"$size": _SKIPPED}]}]}, 0]},
+    ]}
+    seq = {"$add": [_NEXT, 1]}
+    doc = await db.events.find_one_and_update(
+        {"_id": ObjectId(event_id)},
+        [{"$set": {
+            "nextQueueSeq": {"$cond": [closed, _NEXT, seq]},
+            "admittedThrough": {"$cond": [free, seq, _THROUGH]},
+            "skippedSeqs": {"$cond": [free, [], _SKIPPED]},
+            "activeCheckouts": {"$cond": [free, {"$add": [_ACTIVE, 1]}, _ACTIVE]},
+            "lastPlace": {"admitted": free, "closed": closed},
+            "queueActivityAtUtc": now_ms(),
+        }}],
+        projection={"nextQueueSeq": 1, "lastPlace": 1},
+        return_document=ReturnDocument.AFTER,
+    )
+    if doc is None:
+        return None
+    return Place(doc["nextQueueSeq"], doc["lastPlace"]["admitted"], doc["lastPlace"]["closed"])
+
+
+async def give_back_place(db: AsyncDatabase, event_id: str, place: Place) -> bool:
+    """Undo a place nobody will use, if no place was taken after it (the usual case: a
+    buyer's repeated join); False if one was, and the place must be given up the long way."""
+    guard: dict[str, Any] = {"_id": ObjectId(event_id), "nextQueueSeq": place.seq}
+    changes: dict[str, Any] = {"nextQueueSeq": place.seq - 1}
+    if place.admitted:  # the turn and a slot came with it, and nobody waited: every seq before it is dealt with
+        guard["admittedThrough"] = place.seq
+        changes |= {"admittedThrough": place.seq - 1, "activeCheckouts": {"$max": [0, {"$subtract": [_ACTIVE, 1]}]}}
+    else:
+        guard["admittedThrough"] = {"$not": {"$gte": place.seq}}
+    result = await db.events.update_one(guard, [{"$set": changes}])
+    return result.modified_count == 1
+
+
+async def move_on(db: AsyncDatabase, event_id: str, limit: int, *, freed: bool) -> Turn:
+    """Give the next waiting seq its turn if a slot is free for it (`freed`: the caller
+    gives up the slot it held, which then goes to that seq, or back to the pool)."""
+    active = {"$max": [0, {"$subtract": [_ACTIVE, 1 if freed else 0]}]}
+    give = {"$and": [{"$not": [_CLOSED]}, {"$lt": [active, limit]}, {"$lte": [_NEXT_LIVE, _NEXT]}]}
+    doc = await db.events.find_one_and_update(
+        {"_id": ObjectId(event_id)},
+        [{"$set": {
+            "admittedThrough": {"$cond": [give, _NEXT_LIVE, _THROUGH]},
+            "skippedSeqs": {"$cond": [give, {"$filter": {
+                "input": _SKIPPED, "as": "s", "cond": {"$gt": ["$$s", _NEXT_LIVE]}}}, _SKIPPED]},
+            "activeCheckouts": {"$cond": [give, {"$add": [active, 1]}, active]},
+            "lastTurn": {"$cond": [give, _NEXT_LIVE, None]},
+            "queueActivityAtUtc": now_ms(),
+        }}],
+        projection={**_FIELDS, "lastTurn": 1},
+        return_document=ReturnDocument.AFTER,
+    )
+    if doc is None:
+        return Turn(None, Turns(0, 0, (), 0, None))
+    return Turn(doc.get("lastTurn"), Turns.of(doc))
+
+
+async def skip(db: AsyncDatabase, event_id: str, seq: int) -> Turns | None:
+    """A buyer left WAITING before their turn: their seq is skipped, unless the turn had
+    already come to it (then `has_turn(seq)` on the answer, and the caller passes it on)."""
+    ahead = {"$gt": [seq, _THROUGH]}
+    doc = await db.events.find_one_and_update(
+        {"_id": ObjectId(event_id)},
+        [{"$set": {
+            "skippedSeqs": {"$cond": [ahead, {"$sortArray": {"input": {"$setUnion": [_SKIPPED, [seq]]}, "sortBy": 1}},
+                                      _SKIPPED]},
+            "queueActivityAtUtc": now_ms(),
+        }}],
+        projection=_FIELDS,
+        return_document=ReturnDocument.AFTER,
+    )
+    return Turns.of(doc) if doc else None
+
+
+async def close(db: AsyncDatabase, event_id: str, *, slots: int) -> None:
+    """The queue closed: `slots` slots are free, and every seq handed out has been dealt with."""
+    changes: dict[str, Any] = {"admittedThrough": {"$max": [_THROUGH, _NEXT]}, "skippedSeqs": []}
+    if slots:  # a closing that freed nothing is no sign of a busy sale (the repair looks at this)
+        changes |= {"activeCheckouts": {"$max": [0, {"$subtract": [_ACTIVE, slots]}]}, "queueActivityAtUtc": now_ms()}
+    await db.events.update_one({"_id": ObjectId(event_id)}, [{"$set": changes}])
+
+
+async def skip_lost(db: AsyncDatabase, event_id: str, seen: Turns, lost: list[int]) -> bool:
+    """Repair: skip seqs whose join never wrote an entry, if the counters are still `seen`."""
+    result = await db.events.update_one(
+        {"_id": ObjectId(event_id), "admittedThrough": seen.through or {"$in": [0, None]},
+         "nextQueueSeq": seen.next_seq},
+        {"$set": {"skippedSeqs": sorted(set(seen.skipped) | set(lost))}},
+    )
+    return result.modified_count == 1
