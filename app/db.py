@@ -34,6 +34,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix("searchTokens", "startAtUtc", name="searchTokens_startAtUtc"),
         # Q1 with no filter: keyset pagination over (startAtUtc, _id).
         _ix("startAtUtc", "_id"),
+        # The sweep's look for turns given and not taken up: queues that moved in the last minute.
+        _ix("queueActivityAtUtc"),
     ],
     "eventTickets": [_ix("eventId", "type", unique=True), _ix("eventId")],
     "userTickets": [

@@ -100,6 +100,12 @@ async def read(db: AsyncDatabase, event_id: str) -> Turns | None:
     return Turns.of(doc) if doc else None
 
 
+async def recently_moved(db: AsyncDatabase, since: int) -> dict[str, Turns]:
+    """The turns of every event whose queue counters were written after `since`."""
+    cursor = db.events.find({"queueActivityAtUtc": {"$gt": since}}, projection=_FIELDS)
+    return {str(d["_id"]): Turns.of(d) async for d in cursor}
+
+
 async def take_place(db: AsyncDatabase, event_id: str, limit: int) -> Place | None:
     """The next seq, with a slot and the turn if one is free and nobody waits (or joins)
     ahead; None if the event does not exist."""

@@ -53,6 +53,14 @@ async def admit_seq(db: AsyncDatabase, event_id: str, seq: int, now: int, expire
     return QueueEntry.from_doc(doc) if doc else None
 
 
+async def waiting_through(db: AsyncDatabase, event_id: str, seq: int, limit: int = 100) -> list[QueueEntry]:
+    """WAITING entries of the event with a seq up to `seq`, lowest first."""
+    cursor = db.eventQueue.find(
+        {"eventId": ObjectId(event_id), "status": QueueStatus.WAITING.value, "seq": {"$lte": seq}}
+    ).sort([("seq", ASCENDING)]).limit(limit)
+    return [QueueEntry.from_doc(d) async for d in cursor]
+
+
 async def transition(
     db: AsyncDatabase, entry_id: str, from_status: QueueStatus, changes: dict[str, Any], extra_filter: dict | None = None
 ) -> QueueEntry | None:

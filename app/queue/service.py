@@ -274,6 +274,24 @@ async def fill_free_slots(rt: Runtime, *, event_id: str, budget: int | None = No
     return admitted
 
 
+# A turn is taken up within a second or two of its giving; past this, the sweep stops looking.
+STRANDED_LOOKBACK_MS = 60_000
+
+
+async def take_up_stranded_turns(rt: Runtime) -> int:
+    """Admit WAITING buyers whose turn was given by a process that died before admitting
+    them; how many. Looks only at queues whose turns moved in the last minute."""
+    admitted = 0
+    for event_id, counted in (await turns.recently_moved(rt.db, now_ms() - STRANDED_LOOKBACK_MS)).items():
+        if counted.through == 0 or counted.status in _CLOSED:  # a closed queue's stragglers are closed instead
+            continue
+        for entry in await repo.waiting_through(rt.db, event_id, counted.through):
+            if counted.has_turn(entry.seq) and await _admit_seq(rt, event_id, entry.seq) is not None:
+                log.warning("admitted %s, whose turn was given by a process that stopped before admitting it", entry.id)
+                admitted += 1
+    return admitted
+
+
 async def recount_slots(rt: Runtime, *, event_id: str, settle_seconds: float) -> tuple[int, int] | None:
     """Repair: set activeCheckouts to the number of ADMITTED entries; (was, now) if it changed.
 

@@ -5,6 +5,8 @@ makes it happen for buyers who never come back. Every API process runs it,
 but while a worker's heartbeat is fresh it stands aside: the workers'
 deferred and cron jobs do the same work. So a dead worker delays nobody's
 expiry or admission by more than the heartbeat's life and one interval.
+One part never stands aside: every second, each API process takes up turns
+that a process (an API process like itself) gave and died before admitting.
 Running several at once is safe (every transition is guarded).
 """
 
@@ -23,6 +25,8 @@ SWEEP_INTERVAL_SECONDS = 0.5
 
 # Every this many sweeps, also admit wherever buyers wait (after an admitter crashed).
 ADMIT_EVERY = 10
+# Every this many, take up turns given by a process that died before admitting (about a second).
+STRANDED_EVERY = 2
 
 
 async def sweep_forever(rt: Runtime, interval: float = SWEEP_INTERVAL_SECONDS) -> None:
@@ -30,10 +34,12 @@ async def sweep_forever(rt: Runtime, interval: float = SWEEP_INTERVAL_SECONDS) -
     rounds = 0
     while True:
         try:
+            rounds += 1
+            if rounds % STRANDED_EVERY == 0:
+                await queue.take_up_stranded_turns(rt)
             if await _workers_alive(rt):
                 await asyncio.sleep(interval)
                 continue
-            rounds += 1
             expired = await queue.expire_due(rt)
             if expired:
                 log.info("expired %d queue entries", expired)

@@ -47,6 +47,7 @@ from app.auth import issue_token
 from app.embedded import EmbeddedMongo, _die_with_parent, free_port, start_mongo
 from bench.seed import mutate  # one HTTP mutation, failing on any error
 from tests.factories import event_input, ticket_type_input, venue_input
+from tests.workers.support import spawn, wait_worker_ready
 
 pytestmark = pytest.mark.slow  # several API and buyer processes: `make test-fast` leaves it out
 
@@ -106,8 +107,11 @@ def _readyz(port: int) -> bool:
 
 
 @contextmanager
-def api_processes(mongo_uri: str, checkout_limit: int, workdir: Path, count: int = 2) -> Iterator[Api]:
-    """`count` API processes on one database, ready; always stopped (and checked stopped) after."""
+def api_processes(
+    mongo_uri: str, checkout_limit: int, workdir: Path, count: int = 2, redis_url: str | None = None
+) -> Iterator[Api]:
+    """`count` API processes on one database, ready; always stopped (and checked stopped) after.
+    With `redis_url`, they share it, and an arq worker runs beside them (one more process)."""
     base = {k: v for k, v in os.environ.items() if k.upper() not in SETTINGS_ENV}
     api = Api([], [], [])
     try:
@@ -118,6 +122,7 @@ def api_processes(mongo_uri: str, checkout_limit: int, workdir: Path, count: int
                 "CHECKOUT_LIMIT": str(checkout_limit), "QUEUE_EXPIRY_SECONDS": "3600",
                 "CHECKOUT_EXPIRY_SECONDS": "3600", "QUEUE_COOLDOWN_SECONDS": "3600",
                 "DATA_DIR": str(workdir / f"api{n}-data"), "PYTHONUNBUFFERED": "1",
+                **({"REDIS_URL": redis_url} if redis_url else {}),
             }
             log = workdir / f"api{n}.log"
             with open(log, "ab") as out:
@@ -128,6 +133,13 @@ def api_processes(mongo_uri: str, checkout_limit: int, workdir: Path, count: int
             api.ports.append(port)
             api.procs.append(proc)
             api.logs.append(log)
+        if redis_url:
+            worker = spawn(workdir, "worker", "worker", mongodb_uri=mongo_uri, redis_url=redis_url,
+                           checkout_limit=checkout_limit, queue_expiry_seconds=3600, checkout_expiry_seconds=3600,
+                           queue_cooldown_seconds=3600)
+            wait_worker_ready(worker)
+            api.procs.append(worker.proc)
+            api.logs.append(worker.log)
         deadline = time.monotonic() + 60
         for port, proc, log in zip(api.ports, api.procs, api.logs):
             while not _readyz(port):
@@ -507,12 +519,13 @@ def test_limit_above_the_crowd_never_oversells(mongo: EmbeddedMongo, tmp_path: P
     print(f"\nscenario 1: {summary} in {time.monotonic() - started:.1f}s")
 
 
-def test_limit_five_throttles_and_admits_in_order(mongo: EmbeddedMongo, tmp_path: Path) -> None:
-    """200 buyers from 2 processes, CHECKOUT_LIMIT 5, 55 tickets; slots sampled every ~20 ms."""
+def test_limit_five_throttles_and_admits_in_order(mongo: EmbeddedMongo, redis_server, tmp_path: Path) -> None:
+    """200 buyers from 2 processes through 2 API processes and the worker, CHECKOUT_LIMIT 5, 55
+    tickets: purchases and leaves free slots while others join; slots sampled every ~20 ms."""
     started = time.monotonic()
     limit, buyers = 5, 200
     uri = mongo.uri(f"conc2_{uuid.uuid4().hex[:8]}")
-    with api_processes(uri, limit, tmp_path) as api:
+    with api_processes(uri, limit, tmp_path, redis_url=redis_server.url()) as api:
         sale = seed(api.ports[0], {"GENERAL": 40, "VIP": 15})
         sampler = Sampler(uri, sale.event_id)
         try:

@@ -1,0 +1,105 @@
+"""The queue's turns (app/catalog/turns.py): used exactly once, whoever gives them, and
+taken up even when the process that gave one died before admitting its buyer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bson import ObjectId
+
+from app.catalog import turns
+from tests.conftest import make_token
+from tests.factories import on_sale_event
+
+
+async def _join(api, eid: str, token: str) -> dict:
+    return (await api.ok("JoinQueue", {"eventId": eid}, token))["entry"]
+
+
+async def _entry(api, eid: str, user: str) -> dict:
+    return await api.db.eventQueue.find_one({"eventId": ObjectId(eid), "userId": user})
+
+
+async def _give_turn_and_die(api, eid: str, user: str) -> turns.Turn:
+    """What a purchase does up to the moment its process is killed: the buyer's entry ends and
+    the turn moves on with the slot, but the next buyer's entry is never admitted."""
+    await api.db.eventQueue.update_one({"eventId": ObjectId(eid), "userId": user}, {"$set": {"status": "COMPLETED"}})
+    return await turns.move_on(api.db, eid, 1, freed=True)
+
+
+async def test_a_turn_given_by_a_process_that_died_is_taken_up_within_two_seconds(make_api, organizer):
+    api = await make_api(sweep=True, checkout_limit=1)
+    event, _ = await on_sale_event(api, organizer)
+    eid = event["id"]
+    assert (await _join(api, eid, make_token("first")))["status"] == "ADMITTED"
+    waiting = await _join(api, eid, make_token("next"))
+    assert waiting["status"] == "WAITING"
+
+    turn = await _give_turn_and_die(api, eid, "first")
+    given_at = time.monotonic()
+    assert turn.seq == waiting["seq"] and turn.turns.active == 1
+    assert (await _entry(api, eid, "next"))["status"] == "WAITING"
+    while (await _entry(api, eid, "next"))["status"] != "ADMITTED":
+        assert time.monotonic() - given_at < 2.0, "the stranded turn was not taken up within 2 s"
+        await asyncio.sleep(0.05)
+    stored = await api.db.events.find_one({"_id": ObjectId(eid)})
+    assert stored["activeCheckouts"] == 1
+
+
+async def test_a_buyer_who_leaves_after_their_turn_came_passes_it_on(make_api, organizer):
+    api = await make_api(checkout_limit=1)  # no sweep: only the leave can pass the turn on
+    event, _ = await on_sale_event(api, organizer)
+    eid = event["id"]
+    await _join(api, eid, make_token("first"))
+    second, third = await _join(api, eid, make_token("second")), await _join(api, eid, make_token("third"))
+    turn = await _give_turn_and_die(api, eid, "first")
+    assert turn.seq == second["seq"]
+
+    left = await api.ok("LeaveQueue", {"eventId": eid}, make_token("second"))
+    assert left["entry"]["status"] == "LEFT"
+    assert (await _entry(api, eid, "third"))["status"] == "ADMITTED"
+    stored = await api.db.events.find_one({"_id": ObjectId(eid)})
+    assert (stored["activeCheckouts"], stored["admittedThrough"], stored["skippedSeqs"]) == (1, third["seq"], [])
+
+
+async def test_positions_count_only_buyers_still_waiting_and_turns_skip_those_who_left(api, organizer):
+    event, _ = await on_sale_event(api, organizer)  # CHECKOUT_LIMIT 5
+    eid = event["id"]
+    for n in range(5):
+        assert (await _join(api, eid, make_token(f"in-{n}")))["status"] == "ADMITTED"
+    waiting = [await _join(api, eid, make_token(f"wait-{n}")) for n in range(3)]
+    assert [w["position"] for w in waiting] == [1, 2, 3]
+
+    await api.ok("LeaveQueue", {"eventId": eid}, make_token("wait-0"))
+    assert (await api.data("QueuePosition", {"eventId": eid}, make_token("wait-2")))["queuePosition"]["position"] == 2
+    stored = await api.db.events.find_one({"_id": ObjectId(eid)})
+    assert stored["skippedSeqs"] == [waiting[0]["seq"]]
+
+    # A slot frees: the turn skips the buyer who left and goes to the next in line.
+    await api.ok("LeaveQueue", {"eventId": eid}, make_token("in-0"))
+    assert (await _entry(api, eid, "wait-1"))["status"] == "ADMITTED"
+    assert (await api.data("QueuePosition", {"eventId": eid}, make_token("wait-2")))["queuePosition"]["position"] == 1
+    stored = await api.db.events.find_one({"_id": ObjectId(eid)})
+    assert (stored["admittedThrough"], stored["skippedSeqs"], stored["activeCheckouts"]) == (waiting[1]["seq"], [], 5)
+
+
+async def test_a_repeated_join_gives_its_place_back(make_api, organizer):
+    api = await make_api(checkout_limit=1)
+    event, _ = await on_sale_event(api, organizer)
+    eid = event["id"]
+    admitted, waiting = make_token("admitted"), make_token("waiting")
+    first = await _join(api, eid, admitted)
+    second = await _join(api, eid, waiting)
+    # Each repeat took the next seq (with a slot, or behind one) and undid it: counters as before.
+    assert await _join(api, eid, waiting) == second
+    assert await _join(api, eid, admitted) == first
+    stored = await api.db.events.find_one({"_id": ObjectId(eid)})
+    assert (stored["nextQueueSeq"], stored["admittedThrough"], stored["activeCheckouts"]) == (2, 1, 1)
+
+    # A place that is no longer the last cannot be undone: it is skipped, and positions do not move.
+    place = await turns.take_place(api.db, eid, 1)
+    await turns.take_place(api.db, eid, 1)
+    assert not await turns.give_back_place(api.db, eid, place)
+    counted = await turns.skip(api.db, eid, place.seq)
+    assert counted.skipped == (place.seq,) and not counted.has_turn(place.seq) and counted.position(place.seq + 1) == 2
