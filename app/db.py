@@ -56,6 +56,12 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
+# Connections per process, unless MONGODB_URI names its own maxPoolSize. The embedded
+# server spends its time on contention with many clients: the rush sold 11.6 orders/s
+# with 8 connections, 9.9 with 24 and 9.8 with PyMongo's default 100 (docs/BENCHMARKS.md).
+POOL_SIZE = 8
+
+
 def connect(uri: str, listeners: Sequence[CommandListener] = ()) -> AsyncMongoClient:
     """A client for `uri`; create one per event loop and close it on shutdown."""
     return AsyncMongoClient(
@@ -63,6 +69,7 @@ def connect(uri: str, listeners: Sequence[CommandListener] = ()) -> AsyncMongoCl
         tz_aware=True,
         serverSelectionTimeoutMS=5000,
         event_listeners=list(listeners),
+        **({} if "maxpoolsize" in uri.lower() else {"maxPoolSize": POOL_SIZE}),
     )
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from app import db as database
+from app.db import POOL_SIZE, connect
 
 EXPECTED = {
     "venues": [["city"], ["timezone"]],
     "events": [["status", "startAtUtc"], ["venue.city", "startAtUtc"], ["artistId", "startAtUtc"], ["dedupeKey"],
-               ["searchTokens", "startAtUtc"]],
+               ["searchTokens", "startAtUtc"], ["queueActivityAtUtc"]],
     "eventTickets": [["eventId", "type"], ["eventId"]],
     "userTickets": [["ticketNumber"], ["confirmationCode"], ["userId", "purchasedAtUtc"], ["eventId", "userId"],
                     ["userId", "status"]],
@@ -33,3 +34,15 @@ async def test_start_up_creates_every_index_and_can_run_again(api):
 def test_the_database_is_named_by_the_uri():
     assert database.database_name("mongodb://127.0.0.1:1/shop?directConnection=true") == "shop"
     assert database.database_name("mongodb://127.0.0.1:1/") == "ticketing"
+
+
+async def test_the_pool_is_small_unless_the_uri_says_otherwise():
+    """Few connections keep the embedded server off contention (app.db.POOL_SIZE); a URI's own wins."""
+    default = connect("mongodb://127.0.0.1:1/x")
+    own = connect("mongodb://127.0.0.1:1/x?maxPoolSize=50")
+    try:
+        assert default.options.pool_options.max_pool_size == POOL_SIZE == 8
+        assert own.options.pool_options.max_pool_size == 50
+    finally:
+        await default.close()
+        await own.close()

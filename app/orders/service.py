@@ -87,6 +87,15 @@ async def purchase_tickets(
     currencies = {types[i.ticket_type_id].currency for i in items}
     if len(currencies) > 1:
         raise fail(ErrorCode.VALIDATION, "one order is paid in one currency: buy these types separately", "input.items")
+    short = _short_in_view(order_items, types)
+    if short is not None:
+        # The view (at most a second old, and fresh after this process's own sell-out) says
+        # so already: refused without a write. A key used before still gets its own answer.
+        existing = await repo.get_by_key(rt.db, user_id, key)
+        if existing is not None:
+            return Purchased(await _replay(rt, existing, request_hash), None)
+        metrics.SOLD_OUTS.labels(short.code.value).inc()
+        raise DomainError(short)
     order = Order.model_validate({
         "_id": str(ObjectId()), "eventId": event.id, "userId": user_id, "sessionId": entry.session_id,
         "idempotencyKey": key, "requestHash": request_hash, "items": [i.model_dump(by_alias=True) for i in order_items],
@@ -284,16 +293,7 @@ async def _reserve_all(rt: Runtime, order: Order, types: dict[str, EventTicket])
             await catalog.release_inventory(rt.db, ticket_type_id=done.ticket_type_id, quantity=done.quantity)
         index = next(i for i, it in enumerate(order.items) if it.ticket_type_id == item.ticket_type_id)
         fresh = (await catalog.ticket_types_by_id(rt.db, ids=[item.ticket_type_id]))[item.ticket_type_id]
-        name = types[item.ticket_type_id].name
-        problem = (
-            Problem(ErrorCode.SOLD_OUT, f"{name} is sold out", f"input.items.{index}.quantity")
-            if fresh.quantity_remaining == 0
-            else Problem(
-                ErrorCode.INSUFFICIENT_INVENTORY,
-                f"only {fresh.quantity_remaining} {name} left; nothing was bought",
-                f"input.items.{index}.quantity",
-            )
-        )
+        problem = _shortage(index, fresh)
         failure = Failure(code=problem.code.value, message=problem.message, field=problem.field)
         await repo.move(rt.db, order.id, OrderState.PENDING, OrderState.FAILED, now_ms(),
                         {"failure": failure.model_dump()})
@@ -304,6 +304,23 @@ async def _reserve_all(rt: Runtime, order: Order, types: dict[str, EventTicket])
         raise DomainError(problem)
     await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})
     return ran_out
+
+
+def _shortage(index: int, ticket: EventTicket) -> Problem:
+    """SOLD_OUT, or INSUFFICIENT_INVENTORY with what is left, for item `index` of the request."""
+    field = f"input.items.{index}.quantity"
+    if ticket.quantity_remaining == 0:
+        return Problem(ErrorCode.SOLD_OUT, f"{ticket.name} is sold out", field)
+    return Problem(ErrorCode.INSUFFICIENT_INVENTORY, f"only {ticket.quantity_remaining} {ticket.name} left; nothing was bought", field)
+
+
+def _short_in_view(items: list[OrderItem], types: dict[str, EventTicket]) -> Problem | None:
+    """The first item the view has too few of. The view can only hold too few for the
+    second after stock came back from another process; too many is settled by the guarded write."""
+    for index, item in enumerate(items):
+        if types[item.ticket_type_id].quantity_remaining < item.quantity:
+            return _shortage(index, types[item.ticket_type_id])
+    return None
 
 
 async def _replay(rt: Runtime, order: Order, request_hash: str) -> Order:

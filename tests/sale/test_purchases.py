@@ -201,15 +201,36 @@ async def test_sold_out_and_insufficient_inventory(api, organizer):
                            field="input.items.1.quantity")
     assert await sold(api, vip["id"]) == 0
     assert await issued(api, userId="c") == 0
-    # A replay of the failed order answers the same error (even though the VIP item alone could be bought).
+    # This process sold the last one, so its view knew: refused without a write, and a retry
+    # is asked again (the same answer while nothing comes back).
     await refused_purchase(api, c, event["id"], [(vip["id"], 1), (general["id"], 1)], "SOLD_OUT",
                            field="input.items.1.quantity")
-    assert await api.db.orders.count_documents({"userId": "c"}) == 1
+    assert await api.db.orders.count_documents({"userId": "c"}) == 0
     assert await sold(api, vip["id"]) == 0
     # Good twin for c: the VIP alone, with a new key.
     order = await buy(api, c, event["id"], [(vip["id"], 1)], key="key-3")
     assert [t["ticketType"] for t in order["tickets"]] == ["VIP"]
     assert await issued(api, eventTicketId=ObjectId(general["id"])) == 5
+
+
+async def test_a_refusal_by_the_guarded_write_is_stored_and_replayed(api, organizer):
+    """Another process sold the stock within the view's second: the guarded write refuses, the
+    order is stored FAILED with its reason, the items taken are given back, and a replay answers it."""
+    event, (general, vip) = await on_sale_event(
+        api, organizer, ticket_type_input(quantityTotal=5), ticket_type_input(type="VIP", priceCents=30000)
+    )
+    buyer = make_token("late")
+    await checkout(api, event["id"], buyer)  # the view now holds 5 GENERAL left
+    await api.db.eventTickets.update_one({"_id": ObjectId(general["id"])}, {"$set": {"quantitySold": 5}})
+    items = [(vip["id"], 1), (general["id"], 1)]
+    await refused_purchase(api, buyer, event["id"], items, "SOLD_OUT", field="input.items.1.quantity")
+    (failed,) = [o async for o in api.db.orders.find({"userId": "late"})]
+    assert failed["state"] == "FAILED" and failed["failure"]["code"] == "SOLD_OUT"
+    assert await sold(api, vip["id"]) == 0  # taken first (in id order), then given back
+    await api.db.eventTickets.update_one({"_id": ObjectId(general["id"])}, {"$set": {"quantitySold": 4}})
+    await refused_purchase(api, buyer, event["id"], items, "SOLD_OUT", field="input.items.1.quantity")
+    assert await api.db.orders.count_documents({"userId": "late"}) == 1
+    assert await issued(api, userId="late") == 0
 
 
 async def test_an_order_is_all_or_nothing(api, organizer, buyer):

@@ -6,6 +6,7 @@ import asyncio
 
 from bson import ObjectId
 
+from app.catalog import sale_view
 from app.catalog.sale_view import VIEW_MS
 from tests.conftest import make_token
 from tests.factories import create_tickets, on_sale_event, ticket_type_input
@@ -47,3 +48,13 @@ async def test_a_change_made_elsewhere_is_seen_within_the_views_life(api, organi
     await asyncio.sleep(VIEW_MS / 1000 + 0.05)
     refused = await api.mutate("JoinQueue", {"eventId": eid}, make_token("view-e"))
     assert [e["code"] for e in refused["errors"]] == ["EVENT_CANCELLED"]
+
+
+async def test_a_crowd_arriving_together_shares_one_read(api, organizer, command_counter):
+    """When a sale opens, hundreds of requests miss the view in the same millisecond."""
+    event, _ = await on_sale_event(api, organizer)
+    eid = event["id"]
+    command_counter.reset()
+    seen = await asyncio.gather(*(sale_view.sale_view(api.db, event_id=eid) for _ in range(50)))
+    assert len({id(s[0]) for s in seen}) == 1
+    assert sorted(command_counter.commands) == ["find", "find"], command_counter.targets
