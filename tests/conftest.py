@@ -96,9 +96,9 @@ async def api(aiohttp_client, settings: Settings, command_counter: CommandCounte
 def make_api(aiohttp_client, mongo_uri: str):
     """Build another app on the test's database with custom settings: `await make_api(checkout_limit=1)`."""
 
-    async def build(*, sweep: bool = False, **overrides) -> ApiClient:
+    async def build(*, sweep: bool = False, db_listeners: tuple = (), **overrides) -> ApiClient:
         settings = Settings(mongodb_uri=mongo_uri, jwt_secret=JWT_SECRET, _env_file=None, **overrides)
-        app = create_app(settings, sweep=sweep)
+        app = create_app(settings, sweep=sweep, db_listeners=list(db_listeners))
         return ApiClient(await aiohttp_client(app), app)
 
     return build

@@ -81,11 +81,13 @@ class Turns(NamedTuple):
 
 
 class Place(NamedTuple):
-    """A join's place: its seq, whether a slot came with it, or no place as the queue is closed."""
+    """A join's place: its seq, whether a slot came with it, or no place as the queue is closed;
+    and how many seqs waited ahead of it when it was taken."""
 
     seq: int
     admitted: bool
     closed: bool
+    ahead: int = 0
 
 
 class Turn(NamedTuple):
@@ -125,12 +127,13 @@ async def take_place(db: AsyncDatabase, event_id: str, limit: int) -> Place | No
             "lastPlace": {"admitted": free, "closed": closed},
             "queueActivityAtUtc": now_ms(),
         }}],
-        projection={"nextQueueSeq": 1, "lastPlace": 1},
+        projection={**_FIELDS, "lastPlace": 1},
         return_document=ReturnDocument.AFTER,
     )
     if doc is None:
         return None
-    return Place(doc["nextQueueSeq"], doc["lastPlace"]["admitted"], doc["lastPlace"]["closed"])
+    after = Turns.of(doc)
+    return Place(after.next_seq, doc["lastPlace"]["admitted"], doc["lastPlace"]["closed"], max(0, after.waiting - 1))
 
 
 async def give_back_place(db: AsyncDatabase, event_id: str, place: Place) -> bool:

@@ -1,11 +1,14 @@
 """Orders and user tickets.
 
-An order moves PENDING -> RESERVED -> COMPLETED, or PENDING -> FAILED:
+An order moves PENDING -> COMPLETED, or PENDING -> FAILED:
 - PENDING: written before any stock is touched (items, prices, the tickets it
-  will issue, the idempotency key and a hash of the request).
-- RESERVED: every item's stock was taken with the guarded counter.
+  will issue, the idempotency key and a hash of the request). Its stock is
+  then taken with the guarded counter, and its tickets inserted: tickets in
+  the database are the mark that the stock was taken.
 - COMPLETED: the tickets are issued and the checkout is closed.
 - FAILED: stock was short (nothing kept), or the repair undid an interrupted one.
+- RESERVED (stock taken, tickets not yet issued) is only found in orders
+  written by earlier versions; the repair finishes them.
 The tickets are generated into the order while PENDING, so finishing an order
 (now or, after a crash, by the repair) inserts the very same tickets: never twice.
 """

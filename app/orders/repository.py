@@ -77,6 +77,17 @@ async def insert_tickets(db: AsyncDatabase, tickets: list[UserTicket]) -> list[i
     return []
 
 
+async def any_ticket_of(db: AsyncDatabase, order: Order) -> bool:
+    """Is any of the order's planned tickets in the database (so its stock was taken)?"""
+    ids = [ObjectId(t.id) for t in order.tickets]
+    return await db.userTickets.find_one({"_id": {"$in": ids}}, projection={"_id": 1}) is not None
+
+
+async def delete_tickets(db: AsyncDatabase, ticket_ids: list[str]) -> None:
+    """Take back tickets of an order that was undone while they were being issued."""
+    await db.userTickets.delete_many({"_id": {"$in": [ObjectId(t) for t in ticket_ids]}})
+
+
 async def tickets_of_user(db: AsyncDatabase, user_id: str, event_id: str | None) -> list[UserTicket]:
     query: dict[str, Any] = {"userId": user_id}
     if event_id is not None:

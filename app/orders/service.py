@@ -7,10 +7,10 @@ The order of steps is what makes a purchase safe:
 3. the order is written PENDING, with the tickets it will issue;
 4. each item's stock is taken with the guarded counter; if one is short,
    the ones taken are given back and the order FAILS (nothing issued);
-5. RESERVED, then the planned tickets are inserted, the order COMPLETES and
-   the checkout ends, freeing the slot for the next buyer.
-A crash between steps leaves an order PENDING or RESERVED: `repair` finishes
-or undoes it.
+5. the planned tickets are inserted, the order COMPLETES and the checkout
+   ends, handing the slot to the next buyer.
+A crash between steps leaves an order PENDING: `repair` finishes it if its
+tickets are in, and undoes it if not.
 """
 
 from __future__ import annotations
@@ -112,13 +112,7 @@ async def purchase_tickets(
         return Purchased(await _replay(rt, raced, request_hash), None)
 
     ran_out = await _reserve_all(rt, order, types)
-    reserved = await repo.move(rt.db, order.id, OrderState.PENDING, OrderState.RESERVED, now_ms())
-    if reserved is None:
-        # The repair judged this order abandoned and undid it. Our stock stays
-        # counted (a safe undercount of what is left) until the next recount;
-        # giving it back here could race that recount into an oversell.
-        raise fail(ErrorCode.PURCHASE_INTERRUPTED, "the purchase took too long and was undone; nothing was issued")
-    order, tickets = await finish_order(rt, reserved, stock_ran_out=ran_out, entry=entry)
+    order, tickets = await finish_order(rt, order, stock_ran_out=ran_out, entry=entry)
     return Purchased(order, tickets)
 
 
@@ -133,7 +127,13 @@ def _holds_open_checkout(entry: QueueEntry | None) -> bool:
 async def finish_order(
     rt: Runtime, order: Order, *, stock_ran_out: bool = True, entry: QueueEntry | None = None
 ) -> tuple[Order, list[UserTicket] | None]:
-    """RESERVED -> COMPLETED: issue the planned tickets (idempotent) and close the checkout.
+    """PENDING (its stock taken) or RESERVED -> COMPLETED: issue the planned tickets
+    (idempotent) and close the checkout.
+
+    PURCHASE_INTERRUPTED if the repair judged the order abandoned and undid it
+    meanwhile: the tickets just inserted are taken back. Its stock stays counted
+    (a safe undercount of what is left) until the next recount; giving it back
+    here could race that recount into an oversell.
 
     The event's stored status is refreshed (a sell-out closes the queue) unless
     the caller knows none of the order's types ran out with it: then the status
@@ -153,10 +153,13 @@ async def finish_order(
         await repo.replace_planned_tickets(rt.db, order.id, [t.model_dump(by_alias=True, mode="json") for t in planned])
     else:
         raise RuntimeError(f"could not draw unique ticket numbers for order {order.id}")
-    completed = await repo.move(rt.db, order.id, OrderState.RESERVED, OrderState.COMPLETED, now_ms())
+    completed = await repo.move(rt.db, order.id, order.state, OrderState.COMPLETED, now_ms())
     if completed is not None:
         metrics.PURCHASES.labels("completed").inc()
         metrics.TICKETS_ISSUED.inc(len(planned))
+    elif (now := await repo.get_order(rt.db, order.id)) is not None and now.state is OrderState.FAILED:
+        await repo.delete_tickets(rt.db, [t.id for t in planned])
+        raise fail(ErrorCode.PURCHASE_INTERRUPTED, "the purchase took too long and was undone; nothing was issued")
     if stock_ran_out:
         # The last ticket closes the queue, before this buyer's slot is handed on to nobody's use.
         await queue.refresh_status(rt, event_id=order.event_id)

@@ -45,6 +45,10 @@ log = logging.getLogger("app.queue")
 SWEEP_BATCH = 500
 # The stored statuses of a closed queue.
 _CLOSED = (EventStatus.SOLD_OUT.value, EventStatus.CANCELLED.value)
+# A WAITING join this near the front looks at the turns once its entry is written: its turn
+# may have come meanwhile. Deeper in the queue it cannot come that fast; should it, the
+# sweep takes it up within a second (take_up_stranded_turns).
+LOOK_AGAIN_WITHIN = 10
 # Turns given per request when slots are free with buyers waiting (after CHECKOUT_LIMIT was raised).
 FILL_INLINE = 50
 
@@ -164,6 +168,10 @@ async def _placed(rt: Runtime, entry: QueueEntry, place: turns.Place) -> Joined:
         await _publish_entry(rt, entry)
         await _publish_queue_changed(rt, entry.event_id)
         return Joined(entry, None)
+    if place.ahead >= LOOK_AGAIN_WITHIN:
+        await _publish_entry(rt, entry)
+        await _publish_queue_changed(rt, entry.event_id)
+        return Joined(entry, place.ahead + 1)
     # Our turn may have come before our entry was written: then its giver found nobody to admit.
     counted = await turns_of(rt, event_id=entry.event_id)
     if counted.status in _CLOSED:
@@ -280,10 +288,16 @@ STRANDED_LOOKBACK_MS = 60_000
 
 async def take_up_stranded_turns(rt: Runtime) -> int:
     """Admit WAITING buyers whose turn was given by a process that died before admitting
-    them; how many. Looks only at queues whose turns moved in the last minute."""
+    them, or came while their join was writing its entry far back in the queue; how many.
+    In a queue that closed, close the entries that joined as it closed. Looks only at
+    queues whose turns moved in the last minute."""
     admitted = 0
     for event_id, counted in (await turns.recently_moved(rt.db, now_ms() - STRANDED_LOOKBACK_MS)).items():
-        if counted.through == 0 or counted.status in _CLOSED:  # a closed queue's stragglers are closed instead
+        if counted.status in _CLOSED:
+            if await repo.waiting_through(rt.db, event_id, counted.next_seq, limit=1):
+                await close_queue(rt, event_id=event_id, cancelled=counted.status == EventStatus.CANCELLED.value)
+            continue
+        if counted.through == 0:
             continue
         for entry in await repo.waiting_through(rt.db, event_id, counted.through):
             if counted.has_turn(entry.seq) and await _admit_seq(rt, event_id, entry.seq) is not None:

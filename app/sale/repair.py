@@ -64,10 +64,10 @@ async def repair(rt: Runtime, *, grace_ms: int = ORDER_GRACE_MS, settle_seconds:
 
 
 async def repair_orders(rt: Runtime, *, grace_ms: int = ORDER_GRACE_MS) -> RepairReport:
-    """RESERVED orders are finished (their stock is held); PENDING ones are undone."""
+    """Orders whose stock was taken (tickets in, or RESERVED) are finished; the others undone."""
     report = RepairReport()
     for order in await order_repo.stale_in_flight(rt.db, now_ms() - grace_ms):
-        if order.state is OrderState.RESERVED:
+        if order.state is OrderState.RESERVED or await order_repo.any_ticket_of(rt.db, order):
             _, issued_here = await orders.finish_order(rt, order)
             if issued_here is not None:  # a repair running beside us may have finished it
                 report.orders_finished += 1
@@ -80,6 +80,9 @@ async def repair_orders(rt: Runtime, *, grace_ms: int = ORDER_GRACE_MS) -> Repai
                 "field": None,
             }
             if await order_repo.move(rt.db, order.id, OrderState.PENDING, OrderState.FAILED, now_ms(), {"failure": failure}):
+                # A purchase still running may insert its tickets after our look: it takes them
+                # back itself when it finds the order FAILED, and so do we, whichever comes last.
+                await order_repo.delete_tickets(rt.db, [t.id for t in order.tickets])
                 report.orders_undone += 1
                 metrics.REPAIRS.labels("order_undone").inc()
                 log.warning("repair: undid order %s", order.id)

@@ -214,26 +214,29 @@ async def test_a_planned_ticket_that_clashes_with_an_issued_one_is_drawn_again(a
     assert await sold(api, general["id"]) == 3
 
 
-async def test_a_real_purchase_that_crashed_after_reserving_is_finished(api, organizer, buyer, monkeypatch):
+async def test_a_real_purchase_that_crashed_after_issuing_its_tickets_is_finished(api, organizer, buyer, monkeypatch):
     rt = api.runtime
     event, (general,) = await on_sale_event(api, organizer)
+    moving = order_repo.move
 
-    async def crash(rt, order):
-        raise RuntimeError("process killed after RESERVED")
+    async def crash(db, order_id, from_state, to_state, *args, **kwargs):
+        if to_state is OrderState.COMPLETED:
+            raise RuntimeError("process killed with the tickets in")
+        return await moving(db, order_id, from_state, to_state, *args, **kwargs)
 
     await checkout(api, event["id"], buyer)
-    monkeypatch.setattr(orders_service, "finish_order", crash)
+    monkeypatch.setattr(order_repo, "move", crash)
     body = await api.op("PurchaseTickets", buy_input(event["id"], [(general["id"], 3)], "k"), buyer)
     assert body["errors"] and body["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
     monkeypatch.undo()
     (stuck,) = [Order.from_doc(d) async for d in api.db.orders.find({})]
-    assert stuck.state is OrderState.RESERVED and len(stuck.tickets) == 3
-    assert await sold(api, general["id"]) == 3 and await issued_for(api, stuck.id) == []
+    assert stuck.state is OrderState.PENDING and len(stuck.tickets) == 3
+    assert await sold(api, general["id"]) == 3 and len(await issued_for(api, stuck.id)) == 3
 
     # A repair with the normal grace leaves a fresh order alone (its process may still be working on it).
     fresh = await repair(rt, settle_seconds=SETTLE)
     assert (fresh.orders_finished, fresh.orders_undone, fresh.corrections) == (0, 0, [])
-    assert (await order_doc(api, stuck.id))["state"] == "RESERVED"
+    assert (await order_doc(api, stuck.id))["state"] == "PENDING"
 
     report = await repair_orders(rt, grace_ms=0)
     assert report.orders_finished == 1
@@ -285,18 +288,17 @@ async def test_a_pending_order_is_undone_and_stock_recounted(api, organizer, too
     assert (again.orders_finished, again.orders_undone, again.corrections) == (0, 0, [])
 
 
-async def test_a_real_purchase_that_crashed_before_reserving_completed_is_undone(api, organizer, buyer, monkeypatch):
+async def test_a_real_purchase_that_crashed_with_its_stock_taken_before_issuing_is_undone(
+    api, organizer, buyer, monkeypatch
+):
     rt = api.runtime
     event, (general, vip) = await on_sale_event(api, organizer, ticket_type_input(), ticket_type_input(type="VIP"))
-    real_move = order_repo.move
 
-    async def crash_on_reserved(db, order_id, from_state, to_state, now, extra=None):
-        if to_state is OrderState.RESERVED:
-            raise RuntimeError("process killed with the stock taken")
-        return await real_move(db, order_id, from_state, to_state, now, extra)
+    async def crash_on_issuing(db, tickets):
+        raise RuntimeError("process killed with the stock taken")
 
     await checkout(api, event["id"], buyer)
-    monkeypatch.setattr(order_repo, "move", crash_on_reserved)
+    monkeypatch.setattr(order_repo, "insert_tickets", crash_on_issuing)
     items = [(general["id"], 2), (vip["id"], 1)]
     body = await api.op("PurchaseTickets", buy_input(event["id"], items, "k"), buyer)
     assert body["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
@@ -499,3 +501,24 @@ async def test_an_in_flight_order_is_counted_as_sold_not_corrected_away(api, org
     assert (report.orders_finished, report.orders_undone, report.corrections) == (0, 0, [])
     assert (await order_doc(api, order.id))["state"] == "PENDING"
     assert await sold(api, general["id"]) == 2
+
+
+async def test_a_slow_purchase_undone_by_the_repair_takes_its_tickets_back(api, organizer, buyer, monkeypatch):
+    """The repair judges a PENDING order abandoned just as its purchase, still alive, issues the
+    tickets: whichever comes last takes them back, and the buyer is told PURCHASE_INTERRUPTED."""
+    rt = api.runtime
+    event, (general,) = await on_sale_event(api, organizer)
+    issuing = order_repo.insert_tickets
+
+    async def repair_strikes_first(db, tickets):
+        assert (await repair_orders(rt, grace_ms=0)).orders_undone == 1
+        return await issuing(db, tickets)
+
+    await checkout(api, event["id"], buyer)
+    monkeypatch.setattr(order_repo, "insert_tickets", repair_strikes_first)
+    refused = await api.mutate("PurchaseTickets", buy_input(event["id"], [(general["id"], 2)], "k"), buyer)
+    monkeypatch.undo()
+    assert codes(refused) == ["PURCHASE_INTERRUPTED"] and refused["order"] is None
+    (stored,) = [d async for d in api.db.orders.find({})]
+    assert stored["state"] == "FAILED"
+    assert await api.db.userTickets.count_documents({}) == 0
