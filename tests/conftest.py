@@ -47,6 +47,20 @@ def settings(mongo_uri: str) -> Settings:
     return Settings(mongodb_uri=mongo_uri, jwt_secret=JWT_SECRET, _env_file=None)
 
 
+def _scans_on_secantus(name: str, command: dict) -> bool:
+    """Would SecantusDB scan the whole collection for this command? It does for every
+    findAndModify (its write filter is `{_id, $and: [query]}`) and for any filter with a
+    top-level operator such as `$and`, `$or` or `$expr` (secantus/storage.py `_try_index_id_keys`)."""
+    if name == "findAndModify":
+        return True
+    filters = {
+        "find": [command.get("filter") or {}],
+        "update": [u.get("q") or {} for u in command.get("updates", [])],
+        "delete": [d.get("q") or {} for d in command.get("deletes", [])],
+    }.get(name, [])
+    return any(any(str(k).startswith("$") for k in f) for f in filters)
+
+
 class CommandCounter(monitoring.CommandListener):
     """Counts the database commands the app sends (round trips), by command name."""
 
@@ -55,11 +69,14 @@ class CommandCounter(monitoring.CommandListener):
     def __init__(self) -> None:
         self.commands: list[str] = []
         self.targets: list[str] = []  # "find eventQueue": what each command touched, in order
+        self.scans: list[str] = []  # commands SecantusDB answers with a scan of the whole collection
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name not in self.IGNORED:
             self.commands.append(event.command_name)
             self.targets.append(f"{event.command_name} {event.command.get(event.command_name)}")
+            if _scans_on_secantus(event.command_name, event.command):
+                self.scans.append(f"{event.command_name} {event.command.get(event.command_name)}")
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -70,6 +87,7 @@ class CommandCounter(monitoring.CommandListener):
     def reset(self) -> None:
         self.commands.clear()
         self.targets.clear()
+        self.scans.clear()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -26,10 +26,10 @@ async def get_venue(db: AsyncDatabase, venue_id: ObjectId) -> Venue | None:
 
 
 async def update_venue(db: AsyncDatabase, venue_id: ObjectId, changes: dict[str, Any]) -> Venue | None:
-    doc = await db.venues.find_one_and_update(
-        {"_id": venue_id}, {"$set": changes}, return_document=ReturnDocument.AFTER
-    )
-    return Venue.from_doc(doc) if doc else None
+    # update_one and a read, not find_one_and_update (a scan of the collection on SecantusDB).
+    if (await db.venues.update_one({"_id": venue_id}, {"$set": changes})).matched_count == 0:
+        return None
+    return await get_venue(db, venue_id)
 
 
 async def list_venues(db: AsyncDatabase, city: str | None, limit: int) -> list[Venue]:
@@ -140,16 +140,33 @@ async def insert_ticket_types(db: AsyncDatabase, tickets: list[EventTicket]) -> 
 # --- guarded counters (DESIGN section 3): one atomic update each, never read-then-write ---
 
 
-async def reserve_inventory(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int) -> int | None:
-    """Add `quantity` to quantitySold only if that keeps it within quantityTotal; how many
-    are left after it, or None if it was refused."""
-    doc = await db.eventTickets.find_one_and_update(
-        {"_id": ticket_type_id, "$expr": {"$lte": [{"$add": ["$quantitySold", quantity]}, "$quantityTotal"]}},
-        {"$inc": {"quantitySold": quantity}},
-        projection={"quantitySold": 1, "quantityTotal": 1},
-        return_document=ReturnDocument.AFTER,
-    )
-    return None if doc is None else doc["quantityTotal"] - doc["quantitySold"]
+async def reserve_inventory(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int, total: int | None) -> bool | None:
+    """Add `quantity` to quantitySold only if that keeps it within quantityTotal (`total`,
+    fixed at creation; read here if not given). Whether this took the last ones, or None
+    if it was refused.
+
+    Two guards on plain fields rather than one `$expr` comparing the two: SecantusDB
+    answers a top-level `$expr` (or `$and`) with a scan of the whole collection. The
+    first takes the stock if some stays after it, the second if this is exactly the
+    rest; a release landing between the two is met by looking again.
+    """
+    if total is None:
+        doc = await db.eventTickets.find_one({"_id": ticket_type_id}, projection={"quantityTotal": 1})
+        if doc is None:
+            return None
+        total = doc["quantityTotal"]
+    take = {"$inc": {"quantitySold": quantity}}
+    for _ in range(3):
+        some_left = {"_id": ticket_type_id, "quantityTotal": total, "quantitySold": {"$lt": total - quantity}}
+        if (await db.eventTickets.update_one(some_left, take)).modified_count:
+            return False
+        the_rest = {"_id": ticket_type_id, "quantityTotal": total, "quantitySold": total - quantity}
+        if (await db.eventTickets.update_one(the_rest, take)).modified_count:
+            return True
+        doc = await db.eventTickets.find_one({"_id": ticket_type_id}, projection={"quantitySold": 1})
+        if doc is None or doc.get("quantitySold", 0) + quantity > total:
+            return None
+    return None
 
 
 async def release_inventory(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int) -> None:

@@ -354,10 +354,12 @@ def _require_owner(actor: Viewer, owner_id: str, what: str) -> None:
 # --- counters the sale-day services drive (the event and its ticket types are ours) ---
 
 
-async def reserve_inventory(db: AsyncDatabase, *, ticket_type_id: str, quantity: int) -> int | None:
-    """Sell `quantity` of a ticket type if that many remain (guarded: never oversells); how
-    many remain after it, or None if refused."""
-    return await repo.reserve_inventory(db, ObjectId(ticket_type_id), quantity)
+async def reserve_inventory(
+    db: AsyncDatabase, *, ticket_type_id: str, quantity: int, total: int | None = None
+) -> bool | None:
+    """Sell `quantity` of a ticket type if that many remain (guarded: never oversells);
+    whether that took the last ones, or None if refused. `total`: its quantityTotal, if known."""
+    return await repo.reserve_inventory(db, ObjectId(ticket_type_id), quantity, total)
 
 
 async def release_inventory(db: AsyncDatabase, *, ticket_type_id: str, quantity: int) -> None:

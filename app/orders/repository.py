@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bson import ObjectId
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -29,15 +29,14 @@ async def get_by_key(db: AsyncDatabase, user_id: str, key: str) -> Order | None:
     return Order.from_doc(doc) if doc else None
 
 
-async def move(db: AsyncDatabase, order_id: str, from_state: OrderState, to_state: OrderState, now: int,
+async def move(db: AsyncDatabase, order: Order, to_state: OrderState, now: int,
                extra: dict[str, Any] | None = None) -> Order | None:
-    """from_state -> to_state, once."""
-    doc = await db.orders.find_one_and_update(
-        {"_id": ObjectId(order_id), "state": from_state.value},
-        {"$set": {"state": to_state.value, "updatedAtUtc": now, **(extra or {})}},
-        return_document=ReturnDocument.AFTER,
-    )
-    return Order.from_doc(doc) if doc else None
+    """The order's state as we read it -> to_state, once; the order after it, or None if
+    its state had changed first. (`update_one`, not `find_one_and_update`: SecantusDB
+    runs the latter's write as a scan of the whole collection.)"""
+    changes = {"state": to_state.value, "updatedAtUtc": now, **(extra or {})}
+    result = await db.orders.update_one({"_id": ObjectId(order.id), "state": order.state.value}, {"$set": changes})
+    return Order.from_doc(order.to_doc() | changes) if result.modified_count else None
 
 
 async def replace_planned_tickets(db: AsyncDatabase, order_id: str, tickets: list[dict]) -> None:
@@ -103,12 +102,14 @@ async def tickets_of_order(db: AsyncDatabase, order_id: str) -> list[UserTicket]
 
 async def use_ticket(db: AsyncDatabase, confirmation_code: str, now: int) -> UserTicket | None:
     """VALID -> USED, exactly once: of two gates scanning at once, one wins."""
-    doc = await db.userTickets.find_one_and_update(
-        {"confirmationCode": confirmation_code, "status": TicketStatus.VALID.value},
-        {"$set": {"status": TicketStatus.USED.value, "usedAtUtc": now}},
-        return_document=ReturnDocument.AFTER,
+    used = {"status": TicketStatus.USED.value, "usedAtUtc": now}
+    result = await db.userTickets.update_one(
+        {"confirmationCode": confirmation_code, "status": TicketStatus.VALID.value}, {"$set": used}
     )
-    return UserTicket.from_doc(doc) if doc else None
+    if result.modified_count == 0:
+        return None
+    doc = await db.userTickets.find_one({"confirmationCode": confirmation_code})
+    return UserTicket.from_doc(doc | used) if doc else None
 
 
 async def find_by_code(db: AsyncDatabase, confirmation_code: str) -> UserTicket | None:

@@ -153,7 +153,8 @@ async def finish_order(
         await repo.replace_planned_tickets(rt.db, order.id, [t.model_dump(by_alias=True, mode="json") for t in planned])
     else:
         raise RuntimeError(f"could not draw unique ticket numbers for order {order.id}")
-    completed = await repo.move(rt.db, order.id, order.state, OrderState.COMPLETED, now_ms())
+    order = order.model_copy(update={"tickets": planned})  # as stored, with any number drawn again
+    completed = await repo.move(rt.db, order, OrderState.COMPLETED, now_ms())
     if completed is not None:
         metrics.PURCHASES.labels("completed").inc()
         metrics.TICKETS_ISSUED.inc(len(planned))
@@ -287,10 +288,13 @@ async def _reserve_all(rt: Runtime, order: Order, types: dict[str, EventTicket])
     ran_out = False
     # Always in the same order, so two buyers of the same pair of types cannot starve each other.
     for item in sorted(order.items, key=lambda i: i.ticket_type_id):
-        left = await catalog.reserve_inventory(rt.db, ticket_type_id=item.ticket_type_id, quantity=item.quantity)
-        if left is not None:
+        took_last = await catalog.reserve_inventory(
+            rt.db, ticket_type_id=item.ticket_type_id, quantity=item.quantity,
+            total=types[item.ticket_type_id].quantity_total,
+        )
+        if took_last is not None:
             taken.append(item)
-            ran_out = ran_out or left == 0
+            ran_out = ran_out or took_last
             continue
         for done in taken:
             await catalog.release_inventory(rt.db, ticket_type_id=done.ticket_type_id, quantity=done.quantity)
@@ -298,7 +302,7 @@ async def _reserve_all(rt: Runtime, order: Order, types: dict[str, EventTicket])
         fresh = (await catalog.ticket_types_by_id(rt.db, ids=[item.ticket_type_id]))[item.ticket_type_id]
         problem = _shortage(index, fresh)
         failure = Failure(code=problem.code.value, message=problem.message, field=problem.field)
-        await repo.move(rt.db, order.id, OrderState.PENDING, OrderState.FAILED, now_ms(),
+        await repo.move(rt.db, order, OrderState.FAILED, now_ms(),
                         {"failure": failure.model_dump()})
         if taken:
             await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})

@@ -176,7 +176,7 @@ async def _placed(rt: Runtime, entry: QueueEntry, place: turns.Place) -> Joined:
     counted = await turns_of(rt, event_id=entry.event_id)
     if counted.status in _CLOSED:
         # The queue closed as we joined, before its closing could see our entry.
-        await repo.transition(rt.db, entry.id, QueueStatus.WAITING, {"status": QueueStatus.CLOSED.value, "endedAtUtc": now_ms()})
+        await repo.transition(rt.db, entry, {"status": QueueStatus.CLOSED.value, "endedAtUtc": now_ms()})
         await _require_on_sale_now(rt, entry.event_id)
     if counted.has_turn(entry.seq):
         admitted = await _admit_seq(rt, entry.event_id, entry.seq)
@@ -260,8 +260,7 @@ async def _give_up_place(rt: Runtime, event_id: str, place: turns.Place) -> None
 async def _give_up_turn(rt: Runtime, event_id: str, seq: int, *, had_turn: bool) -> None:
     """A place ends before it was used: its turn goes on, or its seq is skipped if the turn has not come."""
     if not had_turn:
-        counted = await turns.skip(rt.db, event_id, seq)
-        had_turn = counted is not None and counted.has_turn(seq)
+        had_turn = bool(await turns.skip(rt.db, event_id, seq))
     if had_turn:
         await _pass_turn(rt, event_id)
 
@@ -388,7 +387,7 @@ async def end_admission(rt: Runtime, entry: QueueEntry, to: QueueStatus, now: in
         changes["cooldownUntilUtc"] = now + rt.settings.queue_cooldown_seconds * 1000
     # Guarded on the session too: a checkout started since we read the entry must not be orphaned.
     guard = {"sessionId": ObjectId(entry.session_id) if entry.session_id else None}
-    ended = await repo.transition(rt.db, entry.id, entry.status, changes, guard)
+    ended = await repo.transition(rt.db, entry, changes, guard)
     if ended is None:
         return None
     if to is QueueStatus.EXPIRED:

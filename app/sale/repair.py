@@ -79,7 +79,7 @@ async def repair_orders(rt: Runtime, *, grace_ms: int = ORDER_GRACE_MS) -> Repai
                 "message": "the purchase was interrupted and undone; nothing was issued",
                 "field": None,
             }
-            if await order_repo.move(rt.db, order.id, OrderState.PENDING, OrderState.FAILED, now_ms(), {"failure": failure}):
+            if await order_repo.move(rt.db, order, OrderState.FAILED, now_ms(), {"failure": failure}):
                 # A purchase still running may insert its tickets after our look: it takes them
                 # back itself when it finds the order FAILED, and so do we, whichever comes last.
                 await order_repo.delete_tickets(rt.db, [t.id for t in order.tickets])

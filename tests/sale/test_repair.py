@@ -219,10 +219,10 @@ async def test_a_real_purchase_that_crashed_after_issuing_its_tickets_is_finishe
     event, (general,) = await on_sale_event(api, organizer)
     moving = order_repo.move
 
-    async def crash(db, order_id, from_state, to_state, *args, **kwargs):
+    async def crash(db, order, to_state, *args, **kwargs):
         if to_state is OrderState.COMPLETED:
             raise RuntimeError("process killed with the tickets in")
-        return await moving(db, order_id, from_state, to_state, *args, **kwargs)
+        return await moving(db, order, to_state, *args, **kwargs)
 
     await checkout(api, event["id"], buyer)
     monkeypatch.setattr(order_repo, "move", crash)
