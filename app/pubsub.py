@@ -42,6 +42,9 @@ class Broker(Protocol):
     async def publish(self, channel: str, message: Message) -> None:
         """Deliver `message` to every current subscriber of `channel` (at most once, no replay)."""
 
+    async def publish_many(self, messages: list[tuple[str, Message]]) -> None:
+        """Publish each (channel, message), in order, in one go (a closing tells thousands)."""
+
     def subscribe(self, channel: str) -> Any:
         """An async context manager yielding an `asyncio.Queue` of the channel's messages."""
 
@@ -57,6 +60,10 @@ class InProcessBroker:
 
     async def publish(self, channel: str, message: Message) -> None:
         self.deliver(channel, message)
+
+    async def publish_many(self, messages: list[tuple[str, Message]]) -> None:
+        for channel, message in messages:
+            self.deliver(channel, message)
 
     def deliver(self, channel: str, message: Message) -> None:
         for queue in tuple(self._subscribers.get(channel, ())):
@@ -121,6 +128,20 @@ class RedisBroker:
         except (RedisError, OSError) as error:
             log.warning("redis publish failed (%s); delivering to this process only", error)
             self._local.deliver(channel, message)
+
+    async def publish_many(self, messages: list[tuple[str, Message]]) -> None:
+        """One round trip to Redis for all of them (a pipeline), not one each."""
+        from redis.exceptions import RedisError
+
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for channel, message in messages:
+                    pipe.publish(channel, json.dumps(message, separators=(",", ":")))
+                await pipe.execute()
+        except (RedisError, OSError) as error:
+            log.warning("redis publish failed (%s); delivering to this process only", error)
+            for channel, message in messages:
+                self._local.deliver(channel, message)
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue[Message]]:

@@ -465,8 +465,7 @@ async def close_queue(rt: Runtime, *, event_id: str, cancelled: bool) -> list[Qu
     # (its admission was on its way).
     slots = sum(1 for e in closed if e.admitted_at_utc is not None or counted.has_turn(e.seq))
     await turns.close(rt.db, event_id, slots=slots)
-    for entry in closed:
-        await _publish_entry(rt, entry)
+    await rt.broker.publish_many([(channels.entry(e.event_id, e.user_id), entry_message(e)) for e in closed])
     if closed:
         log.info("queue of %s closed: %d entries", event_id, len(closed))
         await _publish_queue_changed(rt, event_id)

@@ -1,0 +1,48 @@
+"""The Redis broker's batch publish: a closing tells thousands of subscribers in one round trip."""
+
+from __future__ import annotations
+
+import asyncio
+
+from app.pubsub import InProcessBroker, RedisBroker
+
+
+async def _receive_all(broker, channels: list[str]) -> dict[str, list[dict]]:
+    received: dict[str, list[dict]] = {c: [] for c in channels}
+    async with _subscribed(broker, channels) as queues:
+        await broker.publish_many([(c, {"n": n}) for c in channels for n in (1, 2)])
+        for channel, queue in queues.items():
+            for _ in range(2):
+                received[channel].append(await asyncio.wait_for(queue.get(), 5))
+    return received
+
+
+class _subscribed:
+    """Subscribe to many channels at once (an async context manager of their queues)."""
+
+    def __init__(self, broker, channels: list[str]) -> None:
+        self._managers = {c: broker.subscribe(c) for c in channels}
+
+    async def __aenter__(self) -> dict[str, asyncio.Queue]:
+        return {c: await m.__aenter__() for c, m in self._managers.items()}
+
+    async def __aexit__(self, *exc) -> None:
+        for manager in self._managers.values():
+            await manager.__aexit__(*exc)
+
+
+async def test_publish_many_reaches_every_channel_in_order_through_redis(redis_url):
+    broker = RedisBroker(redis_url)
+    await broker.start()
+    try:
+        await asyncio.wait_for(broker.connected.wait(), 5)
+        channels = [f"c{n}" for n in range(300)]
+        received = await _receive_all(broker, channels)
+        assert all(messages == [{"n": 1}, {"n": 2}] for messages in received.values())
+    finally:
+        await broker.close()
+
+
+async def test_publish_many_in_process():
+    received = await _receive_all(InProcessBroker(), ["a", "b"])
+    assert received == {"a": [{"n": 1}, {"n": 2}], "b": [{"n": 1}, {"n": 2}]}
