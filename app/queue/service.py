@@ -1,7 +1,7 @@
 """The virtual queue: join, leave, admission in seq order, expiry, and the start of checkout.
 
-Every state change of an entry is one guarded `find_one_and_update` (its
-current status in the filter), so of two racing requests exactly one wins.
+Every state change of an entry is one guarded write (its current status in
+the filter), so of two racing requests exactly one wins.
 Turns are counted on the event (app/catalog/turns.py): a join takes a seq,
 with the turn and a slot if one is free and nobody waits ahead; whoever frees
 a slot moves the turn on to the next waiting seq in the same write, and then

@@ -9,11 +9,11 @@ no write raced the recount (the counter still holds the value read first):
 - quantitySold of a type = its issued, non-cancelled tickets + the items of
   orders still in flight (PENDING/RESERVED). Counting in-flight orders as sold
   errs towards selling less, never more.
-- activeCheckouts of an event = its ADMITTED entries, recounted while holding
-  the event's admission lease (no admission runs meanwhile) and only if both
-  numbers hold still for a short settle time (a slot being given back is
-  between its two writes for a moment).
-- waiting of an event = its WAITING entries, with the same settle time.
+- activeCheckouts of an event = its ADMITTED entries, only if both numbers
+  hold still for a short settle time (a turn given to a join still writing
+  its entry holds a slot for a moment before the entry is ADMITTED).
+- seqs that no entry holds (a join died between taking its seq and writing
+  its entry) are skipped, with the same settle time.
 The cron recounts an event only once its sale has been quiet for the order
 grace period (30 s): during a rush, a step's two writes can be seconds apart,
 and a recount between them would break the counters it means to fix.
