@@ -87,15 +87,6 @@ async def purchase_tickets(
     currencies = {types[i.ticket_type_id].currency for i in items}
     if len(currencies) > 1:
         raise fail(ErrorCode.VALIDATION, "one order is paid in one currency: buy these types separately", "input.items")
-    short = _short_in_view(order_items, types)
-    if short is not None:
-        # The view (at most a second old, and fresh after this process's own sell-out) says
-        # so already: refused without a write. A key used before still gets its own answer.
-        existing = await repo.get_by_key(rt.db, user_id, key)
-        if existing is not None:
-            return Purchased(await _replay(rt, existing, request_hash), None)
-        metrics.SOLD_OUTS.labels(short.code.value).inc()
-        raise DomainError(short)
     order = Order.model_validate({
         "_id": str(ObjectId()), "eventId": event.id, "userId": user_id, "sessionId": entry.session_id,
         "idempotencyKey": key, "requestHash": request_hash, "items": [i.model_dump(by_alias=True) for i in order_items],
@@ -319,15 +310,6 @@ def _shortage(index: int, ticket: EventTicket) -> Problem:
     if ticket.quantity_remaining == 0:
         return Problem(ErrorCode.SOLD_OUT, f"{ticket.name} is sold out", field)
     return Problem(ErrorCode.INSUFFICIENT_INVENTORY, f"only {ticket.quantity_remaining} {ticket.name} left; nothing was bought", field)
-
-
-def _short_in_view(items: list[OrderItem], types: dict[str, EventTicket]) -> Problem | None:
-    """The first item the view has too few of. The view can only hold too few for the
-    second after stock came back from another process; too many is settled by the guarded write."""
-    for index, item in enumerate(items):
-        if types[item.ticket_type_id].quantity_remaining < item.quantity:
-            return _shortage(index, types[item.ticket_type_id])
-    return None
 
 
 async def _replay(rt: Runtime, order: Order, request_hash: str) -> Order:

@@ -36,7 +36,7 @@ async def restart(db: AsyncDatabase, old: QueueEntry, fresh: dict[str, Any]) -> 
     Guarded on the old status and seq: of two racing rejoins, one wins.
     """
     record = {k: v for k, v in old.to_doc().items() if k in _RECORD_FIELDS}
-    dropped = [f for f in ("admittedAtUtc", "cooldownUntilUtc", "sessionId", "endedAtUtc") if f not in fresh]
+    dropped = [f for f in ("admittedAtUtc", "cooldownUntilUtc", "sessionId", "endedAtUtc", "closedBy") if f not in fresh]
     result = await db.eventQueue.update_one(
         {"_id": ObjectId(old.id), "status": old.status.value, "seq": old.seq},
         {

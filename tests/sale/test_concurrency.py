@@ -401,7 +401,8 @@ def check_queue(db, sale: Sale, records: list[dict], checkout_limit: int) -> lis
     """Invariants 2 and 4 at rest: one entry per buyer, unique seqs, every slot given back."""
     event = ObjectId(sale.event_id)
     entries = list(db.eventQueue.find({"eventId": event}))
-    joined = {r["user"] for r in records if r["join"] is not None}
+    # A buyer whose double join straddled the sell-out holds the place its earlier twin took.
+    joined = {r["user"] for r in records if r["join"] is not None or r.get("joinStraddledSellOut")}
     users = Counter(e["userId"] for e in entries)
     assert max(users.values()) == 1, f"two entries for one buyer: {users.most_common(3)}"
     assert set(users) == joined
@@ -410,6 +411,9 @@ def check_queue(db, sale: Sale, records: list[dict], checkout_limit: int) -> lis
     stored = db.events.find_one({"_id": event})
     assert max(seqs) <= stored["nextQueueSeq"]
     by_user = {e["userId"]: e for e in entries}
+    for r in records:
+        if r.get("joinStraddledSellOut"):  # that place was closed (or used) with the sale, not left waiting
+            assert by_user[r["user"]]["status"] not in ("WAITING", "ADMITTED"), by_user[r["user"]]
     for r in records:
         if r["join"] is not None:
             assert by_user[r["user"]]["seq"] == r["join"]["seq"], (r, by_user[r["user"]])
@@ -448,8 +452,9 @@ def admission_inversions(entries: list[dict], records: list[dict]) -> list[str]:
         for b in entries:
             if b["seq"] >= a["seq"]:
                 continue
-            # b's joinQueue had answered (so b was in the queue) before a was admitted.
-            if answered[b["userId"]] >= a["admittedAtUtc"]:
+            # b's joinQueue had answered (so b was in the queue) before a was admitted. (A buyer
+            # whose kept answer was SOLD_OUT, its twin's place straddling the sell-out, says nothing.)
+            if b["userId"] not in answered or answered[b["userId"]] >= a["admittedAtUtc"]:
                 continue
             if b.get("admittedAtUtc") is None:
                 if b.get("endedAtUtc", 0) > a["admittedAtUtc"] + STAMP_SKEW_MS:
