@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from app.config import Settings
 from app.pubsub import Broker
+from app.queue.joins import JoinGroups
 
 
 class Scheduler(Protocol):
@@ -43,3 +44,5 @@ class Runtime:
     settings: Settings
     broker: Broker
     scheduler: Scheduler = field(default_factory=NoScheduler)
+    # This process's joins waiting to be written together (app/queue/joins.py).
+    joins: JoinGroups = field(default_factory=JoinGroups)

@@ -110,20 +110,32 @@ async def recently_moved(db: AsyncDatabase, since: int) -> dict[str, Turns]:
 async def take_place(db: AsyncDatabase, event_id: str, limit: int) -> Place | None:
     """The next seq, with a slot and the turn if one is free and nobody waits (or joins)
     ahead; None if the event does not exist."""
+    places = await take_places(db, event_id, limit, 1)
+    return None if places is None else places[0]
+
+
+async def take_places(db: AsyncDatabase, event_id: str, limit: int, count: int) -> list[Place] | None:
+    """The next `count` seqs for joins that arrived together, in one write: if nobody waits
+    (or joins) ahead, the first of them take the free slots and their turns; None if the
+    event does not exist."""
     closed = _CLOSED
     waiting = {"$subtract": [_NEXT, {"$add": [_THROUGH, {"$size": _SKIPPED}]}]}
-    free = {"$and": [{"$not": [closed]}, {"$lt": [_ACTIVE, limit]}, {"$eq": [waiting, 0]}]}
-    seq = {"$add": [_NEXT, 1]}
+    # Turns given with these places: every free slot, up to `count`, if nobody waits.
+    given = {"$cond": [{"$or": [closed, {"$ne": [waiting, 0]}]}, 0,
+                       {"$max": [0, {"$min": [count, {"$subtract": [limit, _ACTIVE]}]}]}]}
+    first = {"$add": [_NEXT, 1]}
     written = await _write(db, event_id, {
-        "nextQueueSeq": {"$cond": [closed, _NEXT, seq]},
-        "admittedThrough": {"$cond": [free, seq, _THROUGH]},
-        "skippedSeqs": {"$cond": [free, [], _SKIPPED]},
-        "activeCheckouts": {"$cond": [free, {"$add": [_ACTIVE, 1]}, _ACTIVE]},
-    }, {"s": seq, "a": free, "c": closed, "w": waiting})
+        "nextQueueSeq": {"$cond": [closed, _NEXT, {"$add": [_NEXT, count]}]},
+        # Nobody waits: every seq up to nextQueueSeq was given its turn or skipped.
+        "admittedThrough": {"$cond": [{"$gt": [given, 0]}, {"$add": [_NEXT, given]}, _THROUGH]},
+        "skippedSeqs": {"$cond": [{"$gt": [given, 0]}, [], _SKIPPED]},
+        "activeCheckouts": {"$add": [_ACTIVE, given]},
+    }, {"s": first, "g": given, "c": closed, "w": waiting})
     if written is None:
         return None
     outcome, _ = written
-    return Place(outcome["s"], outcome["a"], outcome["c"], outcome["w"])
+    first_seq, turns_given, was_closed, ahead = outcome["s"], outcome["g"], outcome["c"], outcome["w"]
+    return [Place(first_seq + i, i < turns_given, was_closed, ahead + max(0, i - turns_given)) for i in range(count)]
 
 
 async def give_back_place(db: AsyncDatabase, event_id: str, place: Place) -> bool:

@@ -13,10 +13,12 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from app.queue.models import QueueEntry, QueueStatus
 
 HISTORY_KEPT = 20
+_DUPLICATE_KEY = 11000
 _RECORD_FIELDS = ("seq", "status", "joinedAtUtc", "admittedAtUtc", "endedAtUtc", "expiresAtUtc")
 
 
@@ -25,9 +27,19 @@ async def get(db: AsyncDatabase, event_id: str, user_id: str) -> QueueEntry | No
     return QueueEntry.from_doc(doc) if doc else None
 
 
-async def insert(db: AsyncDatabase, entry: QueueEntry) -> None:
-    """Insert a first entry; DuplicateKeyError if the buyer already has one for the event."""
-    await db.eventQueue.insert_one(entry.to_doc())
+async def insert_new(db: AsyncDatabase, docs: list[dict[str, Any]]) -> list[bool]:
+    """Insert first entries in one command; for each, whether it was written (False: the
+    buyer already has an entry for the event)."""
+    written = [True] * len(docs)
+    try:
+        await db.eventQueue.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != _DUPLICATE_KEY for e in errors):
+            raise
+        for error in errors:
+            written[error["index"]] = False
+    return written
 
 
 async def restart(db: AsyncDatabase, old: QueueEntry, fresh: dict[str, Any]) -> QueueEntry | None:

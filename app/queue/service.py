@@ -24,7 +24,6 @@ import logging
 from typing import NamedTuple
 
 from bson import ObjectId
-from pymongo.errors import DuplicateKeyError
 
 from app import metrics
 from app.auth import Viewer, require_user
@@ -36,6 +35,7 @@ from app.checkout.models import CheckoutSession, CheckoutStatus
 from app.errors import DomainError, ErrorCode, fail, not_found
 from app.pubsub import channels
 from app.queue import repository as repo
+from app.queue.joins import LOOK_AGAIN_WITHIN
 from app.queue.models import QueueEntry, QueueStatus
 from app.runtime import Runtime
 from app.timeutil import from_ms, now_ms
@@ -45,10 +45,6 @@ log = logging.getLogger("app.queue")
 SWEEP_BATCH = 500
 # The stored statuses of a closed queue.
 _CLOSED = (EventStatus.SOLD_OUT.value, EventStatus.CANCELLED.value)
-# A WAITING join this near the front looks at the turns once its entry is written: its turn
-# may have come meanwhile. Deeper in the queue it cannot come that fast; should it, the
-# sweep takes it up within a second (take_up_stranded_turns).
-LOOK_AGAIN_WITHIN = 10
 # Turns given per request when slots are free with buyers waiting (after CHECKOUT_LIMIT was raised).
 FILL_INLINE = 50
 
@@ -97,10 +93,11 @@ async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> Joined:
     try:
         _require_on_sale(event, tickets)
         # One write decides the place: with a free slot and nobody ahead, the buyer is ADMITTED
-        # in this very answer, however many join at once (DESIGN section 3).
-        place = await turns.take_place(rt.db, event.id, rt.settings.checkout_limit)
-        if place is None:
-            raise not_found("event", "eventId")
+        # in this very answer, however many join at once (DESIGN section 3). Joins arriving
+        # together share that write, and the insert of their entries (app/queue/joins.py).
+        seated = await rt.joins.seat(rt.db, event.id, user_id, rt.settings.checkout_limit,
+                                     lambda user, place: _new_entry(rt, event.id, user, place).to_doc())
+        place = seated.place
         if place.closed:  # our view of the event was older than its sell-out or cancellation
             await _require_on_sale_now(rt, event.id)
             raise fail(ErrorCode.SOLD_OUT, "the event is sold out")
@@ -112,23 +109,30 @@ async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> Joined:
         if existing is not None:
             _require_may_rejoin(existing)
         raise
-    now = now_ms()
-    fresh: dict = {"seq": place.seq, "joinedAtUtc": now}
-    if place.admitted:
-        fresh |= {"status": QueueStatus.ADMITTED.value, "admittedAtUtc": now,
-                  "expiresAtUtc": now + rt.settings.checkout_expiry_seconds * 1000}
-    else:
-        fresh |= {"status": QueueStatus.WAITING.value, "expiresAtUtc": now + rt.settings.queue_expiry_seconds * 1000}
-    # Insert first: a first join (the crowd) costs this one write; a buyer who already has an
-    # entry finds out from the unique index and gives the place back.
-    entry: QueueEntry | None = QueueEntry.model_validate({"_id": str(ObjectId()), "eventId": event.id, "userId": user_id, **fresh})
-    try:
-        await repo.insert(rt.db, entry)
-    except DuplicateKeyError:
-        entry = await _join_again(rt, event.id, user_id, place, fresh)
+    if seated.doc is not None:  # a first join (the crowd): its entry is written
+        entry = QueueEntry.from_doc(seated.doc)
+    else:  # the buyer has an entry already: restart it with this place, or give the place back
+        fresh = _new_entry(rt, event.id, user_id, place).to_doc()
+        entry = await _join_again(rt, event.id, user_id, place,
+                                  {k: fresh[k] for k in _PLACE_FIELDS if fresh[k] is not None})
         if entry.seq != place.seq:
             return Joined(entry, await position(rt, entry))
-    return await _placed(rt, entry, place)
+    return await _placed(rt, entry, place, seated.turns_after)
+
+
+# What a restarted entry takes from its new place.
+_PLACE_FIELDS = ("seq", "status", "joinedAtUtc", "admittedAtUtc", "expiresAtUtc")
+
+
+def _new_entry(rt: Runtime, event_id: str, user_id: str, place: turns.Place) -> QueueEntry:
+    """The entry of a new place: ADMITTED if its turn came with it, else WAITING."""
+    now = now_ms()
+    if place.admitted:
+        status, expires = QueueStatus.ADMITTED, now + rt.settings.checkout_expiry_seconds * 1000
+    else:
+        status, expires = QueueStatus.WAITING, now + rt.settings.queue_expiry_seconds * 1000
+    return QueueEntry(_id=str(ObjectId()), eventId=event_id, userId=user_id, seq=place.seq, status=status,
+                      joinedAtUtc=now, admittedAtUtc=now if place.admitted else None, expiresAtUtc=expires)
 
 
 async def _join_again(rt: Runtime, event_id: str, user_id: str, place: turns.Place, fresh: dict) -> QueueEntry:
@@ -160,8 +164,9 @@ def _require_may_rejoin(existing: QueueEntry) -> None:
         raise fail(ErrorCode.QUEUE_COOLDOWN, f"you left this queue; you may join again from {until}")
 
 
-async def _placed(rt: Runtime, entry: QueueEntry, place: turns.Place) -> Joined:
-    """The entry of a new place is written: announce it, and take up a turn that came meanwhile."""
+async def _placed(rt: Runtime, entry: QueueEntry, place: turns.Place, counted: turns.Turns | None) -> Joined:
+    """The entry of a new place is written: announce it, and take up a turn that came meanwhile
+    (`counted`: the turns as read after the entry was written, if its group read them)."""
     await _schedule_expiry(rt, entry)
     if place.admitted:
         metrics.ADMISSIONS.inc()
@@ -173,7 +178,7 @@ async def _placed(rt: Runtime, entry: QueueEntry, place: turns.Place) -> Joined:
         await _publish_queue_changed(rt, entry.event_id)
         return Joined(entry, place.ahead + 1)
     # Our turn may have come before our entry was written: then its giver found nobody to admit.
-    counted = await turns_of(rt, event_id=entry.event_id)
+    counted = counted or await turns_of(rt, event_id=entry.event_id)
     if counted.status in _CLOSED:
         # The queue closed as we joined, before its closing could see our entry.
         await repo.transition(rt.db, entry, {"status": QueueStatus.CLOSED.value, "endedAtUtc": now_ms()})

@@ -12,9 +12,11 @@ scan-free path spends a few more, cheaper, commands.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import pytest
+from bson import ObjectId
 
 from app.config import Settings
 from app.server import create_app
@@ -86,3 +88,36 @@ async def test_each_step_of_a_buyer_stays_within_its_command_ceiling(counted, co
     assert scans == [], f"commands that scan a whole collection on SecantusDB: {scans}"
     buyer = sum(report[name] for name in ("join, waiting behind a full slot", "startCheckout", "purchase, admitting the next buyer"))
     assert buyer <= PER_COMPLETED_BUYER
+
+
+# A crowd's joins that arrive together: one write takes their seqs (and the free slots),
+# one read learns what it decided, one insert writes their entries, and one more read
+# tells those near the front whether their turn came meanwhile.
+CROWD = 20
+CROWD_COMMANDS = 4
+
+
+async def test_joins_arriving_together_share_one_group_of_commands(counted, command_counter, organizer):
+    from app.appkeys import RUNTIME
+    from app.auth import Viewer
+    from app.queue import service as queue
+
+    api = counted
+    rt = api.app[RUNTIME]
+    rt = type(rt)(db=rt.db, settings=rt.settings.model_copy(update={"checkout_limit": 5}), broker=rt.broker)
+    event, _ = await on_sale_event(api, organizer, ticket_type_input(quantityTotal=100))
+    first = await queue.join_queue(rt, actor=Viewer(user_id="crowd-first"), event_id=event["id"])  # loads the sale view
+    assert first.entry.status.value == "ADMITTED"
+
+    command_counter.reset()
+    joined = await asyncio.gather(*(queue.join_queue(rt, actor=Viewer(user_id=f"crowd-{i}"), event_id=event["id"])
+                                    for i in range(CROWD)))
+    print("\ncommands for", CROWD, "joins together:", command_counter.targets)
+    assert len(command_counter.commands) <= CROWD_COMMANDS, command_counter.targets
+    assert command_counter.scans == []
+    # Seq order is arrival order; the four free slots go to the first four, the rest wait in line.
+    assert [j.entry.seq for j in joined] == list(range(2, CROWD + 2))
+    assert [j.entry.status.value for j in joined] == ["ADMITTED"] * 4 + ["WAITING"] * (CROWD - 4)
+    assert [j.position for j in joined] == [None] * 4 + list(range(1, CROWD - 3))
+    stored = {d["userId"]: d["seq"] async for d in rt.db.eventQueue.find({"eventId": ObjectId(event["id"])})}
+    assert len(stored) == CROWD + 1 and sorted(stored.values()) == list(range(1, CROWD + 2))

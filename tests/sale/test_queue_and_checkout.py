@@ -501,14 +501,14 @@ async def test_a_slot_freed_while_a_join_is_in_flight_goes_to_that_buyer(make_ap
     eid = event["id"]
     a, b = buyers(2, "inflight")
     assert (await join(api, eid, a))["status"] == "ADMITTED"
-    real_insert = queue_repo.insert
+    real_insert = queue_repo.insert_new
 
-    async def insert_after_a_leaves(db, entry):
-        if entry.user_id == "inflight-1":
+    async def insert_after_a_leaves(db, docs):
+        if any(doc["userId"] == "inflight-1" for doc in docs):
             await leave(api, eid, a)  # between B's place and B's entry
-        await real_insert(db, entry)
+        return await real_insert(db, docs)
 
-    monkeypatch.setattr(queue_repo, "insert", insert_after_a_leaves)
+    monkeypatch.setattr(queue_repo, "insert_new", insert_after_a_leaves)
     joined = await join(api, eid, b)
     assert joined["status"] == "ADMITTED", joined
     await assert_slots(api, eid, 1)

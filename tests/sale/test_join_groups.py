@@ -1,0 +1,62 @@
+"""Group commit of joins (app/queue/joins.py): joins that arrive together share one write
+of their seqs and one insert of their entries, and each still gets its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bson import ObjectId
+
+from app.appkeys import RUNTIME
+from app.auth import Viewer
+from app.catalog import turns
+from app.queue import repository as queue_repo
+from app.queue import service as queue
+from tests.factories import on_sale_event
+
+
+def _join(rt, eid: str, user: str):
+    return queue.join_queue(rt, actor=Viewer(user_id=user), event_id=eid)
+
+
+async def test_a_buyer_twice_in_one_group_keeps_one_place_and_nobody_waits_behind_the_other(make_api, organizer):
+    api = await make_api(checkout_limit=1)
+    rt = api.app[RUNTIME]
+    event, _ = await on_sale_event(api, organizer)
+    eid = event["id"]
+    assert (await _join(rt, eid, "holder")).entry.status.value == "ADMITTED"
+
+    a, b, a_again, c = await asyncio.gather(*(_join(rt, eid, u) for u in ("a", "b", "a", "c")))
+    assert a_again.entry.id == a.entry.id and a_again.entry.seq == a.entry.seq
+    assert [a.position, b.position] == [1, 2]
+    # The twin's seq (between b and c) was given up: c is third in line, not fourth (c's own
+    # answer may have been computed just before the twin gave it up).
+    assert c.entry.seq == a.entry.seq + 3 and c.position in (3, 4)
+    counted = await turns.read(rt.db, eid)
+    assert counted.waiting == 3 and await queue.position(rt, c.entry) == 3
+    assert await api.db.eventQueue.count_documents({"eventId": ObjectId(eid)}) == 4
+
+
+async def test_a_buyer_who_hangs_up_mid_group_keeps_the_others_answers_and_their_own_entry(make_api, organizer, monkeypatch):
+    api = await make_api(checkout_limit=1)
+    rt = api.app[RUNTIME]
+    event, _ = await on_sale_event(api, organizer)
+    eid = event["id"]
+    assert (await _join(rt, eid, "holder")).entry.status.value == "ADMITTED"
+    writing = asyncio.Event()
+    real_insert = queue_repo.insert_new
+
+    async def slow_insert(db, docs):
+        writing.set()
+        await asyncio.sleep(0.2)
+        return await real_insert(db, docs)
+
+    monkeypatch.setattr(queue_repo, "insert_new", slow_insert)
+    quitter = asyncio.create_task(_join(rt, eid, "quitter"))
+    stayer = asyncio.create_task(_join(rt, eid, "stayer"))
+    await writing.wait()
+    quitter.cancel()
+    assert (await stayer).entry.status.value == "WAITING"
+    # The group was written all the same: the buyer who hung up finds their place on return.
+    again = await _join(rt, eid, "quitter")
+    assert again.entry.status.value == "WAITING" and again.position == 1
