@@ -9,7 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from app.config import Settings
 from app.pubsub import Broker
-from app.queue.joins import JoinGroups
+from app.batches import Batches
 
 
 class Scheduler(Protocol):
@@ -44,5 +44,6 @@ class Runtime:
     settings: Settings
     broker: Broker
     scheduler: Scheduler = field(default_factory=NoScheduler)
-    # This process's joins waiting to be written together (app/queue/joins.py).
-    joins: JoinGroups = field(default_factory=JoinGroups)
+    # This process's joins, and reads of buyers' entries, waiting to go together (app/queue/groups.py).
+    joins: Batches = field(default_factory=Batches)
+    entry_reads: Batches = field(default_factory=Batches)

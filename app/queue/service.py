@@ -35,7 +35,8 @@ from app.checkout.models import CheckoutSession, CheckoutStatus
 from app.errors import DomainError, ErrorCode, fail, not_found
 from app.pubsub import channels
 from app.queue import repository as repo
-from app.queue.joins import LOOK_AGAIN_WITHIN
+from app.queue import groups
+from app.queue.groups import LOOK_AGAIN_WITHIN
 from app.queue.models import QueueEntry, QueueStatus
 from app.runtime import Runtime
 from app.timeutil import from_ms, now_ms
@@ -56,7 +57,7 @@ async def get_entry(rt: Runtime, *, event_id: str, user_id: str) -> QueueEntry |
     """The buyer's entry for the event (expired on the spot if its time has passed)."""
     if not ObjectId.is_valid(event_id):
         return None
-    entry = await repo.get(rt.db, event_id, user_id)
+    entry = await rt.entry_reads.submit(event_id, groups.Read(rt.db, user_id), groups.read_entries)
     return await _expire_if_due(rt, entry, now_ms()) if entry else None
 
 
@@ -94,9 +95,10 @@ async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> Joined:
         _require_on_sale(event, tickets)
         # One write decides the place: with a free slot and nobody ahead, the buyer is ADMITTED
         # in this very answer, however many join at once (DESIGN section 3). Joins arriving
-        # together share that write, and the insert of their entries (app/queue/joins.py).
-        seated = await rt.joins.seat(rt.db, event.id, user_id, rt.settings.checkout_limit,
-                                     lambda user, place: _new_entry(rt, event.id, user, place).to_doc())
+        # together share that write, and the insert of their entries (app/queue/groups.py).
+        join = groups.Join(rt.db, user_id, rt.settings.checkout_limit,
+                           lambda user, place: _new_entry(rt, event.id, user, place).to_doc())
+        seated = await rt.joins.submit(event.id, join, groups.write_group)
         place = seated.place
         if place.closed:  # our view of the event was older than its sell-out or cancellation
             await _require_on_sale_now(rt, event.id)

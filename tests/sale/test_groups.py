@@ -1,5 +1,6 @@
-"""Group commit of joins (app/queue/joins.py): joins that arrive together share one write
-of their seqs and one insert of their entries, and each still gets its own answer."""
+"""Group commit of the queue's hot commands (app/queue/groups.py, app/batches.py): joins that
+arrive together share one write of their seqs and one insert of their entries, reads of
+buyers' entries share one find, and each caller still gets its own answer."""
 
 from __future__ import annotations
 
@@ -60,3 +61,23 @@ async def test_a_buyer_who_hangs_up_mid_group_keeps_the_others_answers_and_their
     # The group was written all the same: the buyer who hung up finds their place on return.
     again = await _join(rt, eid, "quitter")
     assert again.entry.status.value == "WAITING" and again.position == 1
+
+
+async def test_reads_of_entries_arriving_together_are_one_find_and_see_earlier_writes(make_api, organizer, command_counter):
+    api = await make_api(checkout_limit=1, db_listeners=[command_counter])
+    rt = api.app[RUNTIME]
+    event, _ = await on_sale_event(api, organizer)
+    eid = event["id"]
+    people = [f"reader-{i}" for i in range(12)]
+    for user in people[:10]:
+        await _join(rt, eid, user)
+
+    command_counter.reset()
+    found = await asyncio.gather(*(queue.get_entry(rt, event_id=eid, user_id=u) for u in people + people[:3]))
+    assert command_counter.targets == ["find eventQueue"]
+    assert [e.user_id if e else None for e in found] == people[:10] + [None, None] + people[:3]
+    assert [e.seq for e in found[:10]] == list(range(1, 11))
+
+    # A read asked for after a write is never answered from a group that started before it.
+    await _join(rt, eid, "reader-10")
+    assert (await queue.get_entry(rt, event_id=eid, user_id="reader-10")).seq == 11
