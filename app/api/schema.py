@@ -20,6 +20,7 @@ from strawberry.extensions import (
 from app.api.catalog.mutations import CatalogMutation
 from app.api.catalog.queries import CatalogQuery
 from app.api.errors import log_errors, make_public
+from app.api.execution import Executor
 from app.api.scalars import DATETIME_SCALAR, DateTime
 from app.api.sale.schema import SaleMutation, SaleQuery, Subscription
 
@@ -93,6 +94,7 @@ def build_schema(max_depth: int = MAX_DEPTH) -> Schema:
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(scalar_map={DateTime: DATETIME_SCALAR}),
+        execution_context_class=Executor,
         extensions=[
             fixed_validation_rules(
                 QueryDepthLimiter(max_depth=max_depth),
