@@ -4,7 +4,8 @@ The order of steps is what makes a purchase safe:
 1. a retry with a known idempotency key is answered from the stored order,
    before anything else (even after the checkout session has completed);
 2. the buyer's own ACTIVE, unexpired session is required;
-3. the order is written PENDING, with the tickets it will issue;
+3. the order is written PENDING, with the tickets it will issue (or FAILED at
+   once, if the sale view shows a type short and a read of it confirms that);
 4. each item's stock is taken with the guarded counter; if one is short,
    the ones taken are given back and the order FAILS (nothing issued);
 5. the planned tickets are inserted, the order COMPLETES and the checkout
@@ -94,6 +95,12 @@ async def purchase_tickets(
         "totalCents": sum(i.quantity * i.unit_price_cents for i in order_items), "currency": currencies.pop(),
         "createdAtUtc": now, "updatedAtUtc": now,
     })
+    shortage = await _confirmed_shortage(rt, order, types)
+    if shortage is not None:
+        # Refused without touching stock: the order is written FAILED at once, so that a twin
+        # request, or a retry, with this key gets this same answer.
+        order = order.model_copy(update={"state": OrderState.FAILED, "failure": Failure(
+            code=shortage.code.value, message=shortage.message, field=shortage.field)})
     try:
         await repo.insert_order(rt.db, order)
     except DuplicateKeyError:
@@ -101,6 +108,9 @@ async def purchase_tickets(
         raced = await repo.get_by_key(rt.db, user_id, key)
         assert raced is not None
         return Purchased(await _replay(rt, raced, request_hash), None)
+    if shortage is not None:
+        _count_refusal(shortage)
+        raise DomainError(shortage)
 
     ran_out = await _reserve_all(rt, order, types)
     order, tickets = await finish_order(rt, order, stock_ran_out=ran_out, entry=entry)
@@ -297,11 +307,35 @@ async def _reserve_all(rt: Runtime, order: Order, types: dict[str, EventTicket])
                         {"failure": failure.model_dump()})
         if taken:
             await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})
-        metrics.PURCHASES.labels("failed").inc()
-        metrics.SOLD_OUTS.labels(problem.code.value).inc()
+        _count_refusal(problem)
         raise DomainError(problem)
     await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})
     return ran_out
+
+
+async def _confirmed_shortage(rt: Runtime, order: Order, types: dict[str, EventTicket]) -> Problem | None:
+    """The shortage that refuses the order, if the sale view shows one and the documents,
+    read now, confirm it; else None, and the guarded counters decide.
+
+    After a sell-out most purchases still in flight are refused: this costs them
+    one read instead of the order's PENDING write, the counters' two guarded
+    writes and the FAILED write. The view alone never refuses: it can show too
+    little for a second after stock was given back.
+    """
+    short = {i.ticket_type_id for i in order.items if types[i.ticket_type_id].quantity_remaining < i.quantity}
+    if not short:
+        return None
+    fresh = await catalog.ticket_types_by_id(rt.db, ids=sorted(short))
+    for index, item in enumerate(order.items):
+        ticket = fresh.get(item.ticket_type_id)
+        if ticket is not None and ticket.quantity_remaining < item.quantity:
+            return _shortage(index, ticket)
+    return None
+
+
+def _count_refusal(problem: Problem) -> None:
+    metrics.PURCHASES.labels("failed").inc()
+    metrics.SOLD_OUTS.labels(problem.code.value).inc()
 
 
 def _shortage(index: int, ticket: EventTicket) -> Problem:
