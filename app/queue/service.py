@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from bson import ObjectId
 
-from app import metrics
+from app import failpoints, metrics
 from app.auth import Viewer, require_user
 from app.catalog import service as catalog
 from app.catalog import turns
@@ -255,7 +255,10 @@ async def _pass_turn(rt: Runtime, event_id: str) -> QueueEntry | None:
     """A slot came free: the next waiting buyer gets it (in the same write), or nobody waits
     and it is free again. The entry admitted, if it was written yet."""
     turn = await turns.move_on(rt.db, event_id, rt.settings.checkout_limit, freed=True)
-    return None if turn.seq is None else await _admit_seq(rt, event_id, turn.seq)
+    if turn.seq is None:
+        return None
+    failpoints.reach("queue.turn_given")  # a crash here strands the turn: take_up_stranded_turns
+    return await _admit_seq(rt, event_id, turn.seq)
 
 
 async def _give_up_place(rt: Runtime, event_id: str, place: turns.Place) -> None:
