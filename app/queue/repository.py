@@ -8,6 +8,7 @@ with the changes applied; an entry found by its seq is read back by it.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from bson import ObjectId
@@ -140,34 +141,47 @@ async def due(db: AsyncDatabase, now: int, limit: int, event_id: str | None = No
     return [QueueEntry.from_doc(d) async for d in cursor]
 
 
-async def close(db: AsyncDatabase, event_id: str, now: int, *, keep_checkouts: bool) -> list[QueueEntry]:
+# WAITING entries closed per write at a sell-out: each chunk is told as soon as it is written,
+# and other writes to the queue get their turn between chunks.
+CLOSE_CHUNK = 200
+
+
+async def close(db: AsyncDatabase, event_id: str, now: int, *, keep_checkouts: bool) -> AsyncIterator[list[QueueEntry]]:
     """Every WAITING entry of the event, and every ADMITTED one (only those that started no
-    checkout if `keep_checkouts`), becomes CLOSED; the entries this call closed.
+    checkout if `keep_checkouts`), becomes CLOSED; yields the entries this call closed, a
+    chunk at a time.
 
     Each write is guarded on the status (and on no session, if `keep_checkouts`), so an
     entry admitted or checking out meanwhile is either closed here or left to its own path.
-    Entries are found through the (eventId, status, seq) index and written by `_id`:
-    SecantusDB scans every entry of the event for a filter it cannot serve whole from
-    one index (measured: 580 ms at 10,000 entries).
+    WAITING entries are closed by seq ranges, a filter the (eventId, status, seq) index
+    serves whole. Not by `_id: {$in: [...]}`: SecantusDB matches `$in` against the whole
+    list for every document (1,500 entries: 4.3 s, against 0.7 s by range).
     """
     mark = ObjectId()  # what this call closed, told apart from a second closer's
     closing = {"$set": {"status": QueueStatus.CLOSED.value, "endedAtUtc": now, "closedBy": mark}}
     event = ObjectId(event_id)
-    ids: list[ObjectId] = []
-    for status in (QueueStatus.WAITING, QueueStatus.ADMITTED):
-        found = [d async for d in db.eventQueue.find({"eventId": event, "status": status.value},
-                                                      projection={"_id": 1, "sessionId": 1})]
-        chosen = [d["_id"] for d in found if not (keep_checkouts and status is QueueStatus.ADMITTED and d.get("sessionId"))]
-        if not chosen:
-            continue
-        guard: dict[str, Any] = {"_id": {"$in": chosen}, "status": status.value}
-        if keep_checkouts and status is QueueStatus.ADMITTED:
+
+    async def closed_by_us(query: dict[str, Any]) -> list[QueueEntry]:
+        return [QueueEntry.from_doc(d) async for d in db.eventQueue.find({**query, "status": QueueStatus.CLOSED.value})
+                if d.get("closedBy") == mark]
+
+    waiting = {"eventId": event, "status": QueueStatus.WAITING.value}
+    seqs = sorted([d["seq"] async for d in db.eventQueue.find(waiting, projection={"seq": 1, "_id": 0})])
+    for start in range(0, len(seqs), CLOSE_CHUNK):
+        span = {"$gte": seqs[start], "$lte": seqs[min(start + CLOSE_CHUNK, len(seqs)) - 1]}
+        await db.eventQueue.update_many({**waiting, "seq": span}, closing)
+        yield await closed_by_us({"eventId": event, "seq": span})
+
+    # ADMITTED ones (CHECKOUT_LIMIT at most): found through the index, written by _id.
+    admitted = {"eventId": event, "status": QueueStatus.ADMITTED.value}
+    found = [d async for d in db.eventQueue.find(admitted, projection={"_id": 1, "sessionId": 1})]
+    chosen = [d["_id"] for d in found if not (keep_checkouts and d.get("sessionId"))]
+    if chosen:
+        guard: dict[str, Any] = {"_id": {"$in": chosen}, "status": QueueStatus.ADMITTED.value}
+        if keep_checkouts:
             guard["sessionId"] = None
         await db.eventQueue.update_many(guard, closing)
-        ids += chosen
-    if not ids:
-        return []
-    return [QueueEntry.from_doc(d) async for d in db.eventQueue.find({"_id": {"$in": ids}, "closedBy": mark})]
+        yield await closed_by_us({"_id": {"$in": chosen}})
 
 
 async def live_entries(db: AsyncDatabase, event_id: str) -> list[QueueEntry]:

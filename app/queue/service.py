@@ -468,14 +468,16 @@ async def close_queue(rt: Runtime, *, event_id: str, cancelled: bool) -> list[Qu
     """
     now = now_ms()
     counted = await turns_of(rt, event_id=event_id)
-    closed = await repo.close(rt.db, event_id, now, keep_checkouts=not cancelled)
+    closed: list[QueueEntry] = []
+    async for chunk in repo.close(rt.db, event_id, now, keep_checkouts=not cancelled):
+        await rt.broker.publish_many([(channels.entry(e.event_id, e.user_id), entry_message(e)) for e in chunk])
+        closed += chunk
     if cancelled:
         await checkout.end_all_sessions(rt, event_id=event_id, now=now)
     # A slot is held by every ADMITTED entry closed, and by a WAITING one whose turn had come
     # (its admission was on its way).
     slots = sum(1 for e in closed if e.admitted_at_utc is not None or counted.has_turn(e.seq))
     await turns.close(rt.db, event_id, slots=slots)
-    await rt.broker.publish_many([(channels.entry(e.event_id, e.user_id), entry_message(e)) for e in closed])
     if closed:
         log.info("queue of %s closed: %d entries", event_id, len(closed))
         await _publish_queue_changed(rt, event_id)
