@@ -414,6 +414,9 @@ def check_queue(db, sale: Sale, records: list[dict], checkout_limit: int) -> lis
     for r in records:
         if r.get("joinStraddledSellOut"):  # that place was closed (or used) with the sale, not left waiting
             assert by_user[r["user"]]["status"] not in ("WAITING", "ADMITTED"), by_user[r["user"]]
+        if r.get("joinReplacedClosedPlace") is not None:  # twins got two places: the earlier was closed first
+            earlier = [h for h in by_user[r["user"]].get("history", []) if h["seq"] == r["joinReplacedClosedPlace"]]
+            assert earlier and earlier[-1]["status"] == "CLOSED", ("double join gave two places", by_user[r["user"]])
     for r in records:
         if r["join"] is not None:
             assert by_user[r["user"]]["seq"] == r["join"]["seq"], (r, by_user[r["user"]])
