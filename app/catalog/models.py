@@ -73,6 +73,8 @@ class Event(Document):
     admitted_through: int = Field(0, alias="admittedThrough")
     # and these, above it, left before their turn.
     skipped_seqs: list[int] = Field(default_factory=list, alias="skippedSeqs")
+    # The last seq handed out when the queue last closed (WAITING up to it: joined as it closed).
+    closed_through: int = Field(0, alias="closedThrough")
     # The last write to the queue's counters: the repair leaves a busy queue's counters alone.
     queue_activity_at_utc: int | None = Field(None, alias="queueActivityAtUtc")
     search_tokens: list[str] = Field(default_factory=list, alias="searchTokens")

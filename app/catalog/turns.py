@@ -6,7 +6,10 @@ The event holds four numbers for its queue (DESIGN section 3):
   or its buyer left before it came;
 - `skippedSeqs`: seqs above `admittedThrough` whose buyers left (or expired)
   before their turn, ascending;
-- `activeCheckouts`: the slots held, by turns given and not yet ended.
+- `activeCheckouts`: the slots held, by turns given and not yet ended;
+- `closedThrough`: the last seq handed out when the queue last closed. A seq
+  up to it that is still WAITING joined as the queue closed: it holds no slot,
+  and is closed rather than admitted, even if the sale reopens.
 
 The buyers still waiting are the seqs in (admittedThrough, nextQueueSeq]
 that are not skipped. Admission is moving `admittedThrough` on to the next of
@@ -42,7 +45,8 @@ _NEXT_LIVE = {"$reduce": {
     "input": _SKIPPED, "initialValue": {"$add": [_THROUGH, 1]},
     "in": {"$cond": [{"$eq": ["$$this", "$$value"]}, {"$add": ["$$value", 1]}, "$$value"]},
 }}
-_FIELDS = {"nextQueueSeq": 1, "admittedThrough": 1, "skippedSeqs": 1, "activeCheckouts": 1, "status": 1}
+_FIELDS = {"nextQueueSeq": 1, "admittedThrough": 1, "skippedSeqs": 1, "activeCheckouts": 1, "closedThrough": 1,
+           "status": 1}
 
 
 class Turns(NamedTuple):
@@ -53,16 +57,17 @@ class Turns(NamedTuple):
     skipped: tuple[int, ...]
     active: int
     status: str | None
+    closed_through: int = 0
 
     @classmethod
     def of(cls, doc: dict[str, Any]) -> Turns:
         return cls(doc.get("nextQueueSeq", 0), doc.get("admittedThrough", 0), tuple(doc.get("skippedSeqs") or ()),
-                   doc.get("activeCheckouts", 0), doc.get("status"))
+                   doc.get("activeCheckouts", 0), doc.get("status"), doc.get("closedThrough", 0))
 
     @classmethod
     def of_event(cls, event: Event) -> Turns:
         return cls(event.next_queue_seq, event.admitted_through, tuple(event.skipped_seqs), event.active_checkouts,
-                   event.status.value)
+                   event.status.value, event.closed_through)
 
     @property
     def waiting(self) -> int:
@@ -70,8 +75,13 @@ class Turns(NamedTuple):
         return max(0, self.next_seq - self.through - len(self.skipped))
 
     def has_turn(self, seq: int) -> bool:
-        """Was this seq given its turn (a slot), rather than skipped or still waiting?"""
-        return seq <= self.through and seq not in self.skipped
+        """Was this seq given its turn (a slot), rather than skipped, still waiting, or joined
+        as the queue closed?"""
+        return self.closed_through < seq <= self.through and seq not in self.skipped
+
+    def joined_as_it_closed(self, seq: int) -> bool:
+        """A seq handed out before the queue's last closing: if still WAITING, it is to be closed."""
+        return seq <= self.closed_through
 
     def position(self, seq: int) -> int:
         """1-based place of a waiting seq: the live seqs before it, plus one (1 once its turn
@@ -217,7 +227,8 @@ async def _write(db: AsyncDatabase, event_id: str, changes: dict[str, Any], outc
 
 async def close(db: AsyncDatabase, event_id: str, *, slots: int) -> None:
     """The queue closed: `slots` slots are free, and every seq handed out has been dealt with."""
-    changes: dict[str, Any] = {"admittedThrough": {"$max": [_THROUGH, _NEXT]}, "skippedSeqs": []}
+    changes: dict[str, Any] = {"admittedThrough": {"$max": [_THROUGH, _NEXT]}, "closedThrough": {"$max": [_THROUGH, _NEXT]},
+                               "skippedSeqs": []}
     if slots:  # a closing that freed nothing is no sign of a busy sale (the repair looks at this)
         changes |= {"activeCheckouts": {"$max": [0, {"$subtract": [_ACTIVE, slots]}]}, "queueActivityAtUtc": now_ms()}
     await db.events.update_one({"_id": ObjectId(event_id)}, [{"$set": changes}])

@@ -58,7 +58,7 @@ async def restart(db: AsyncDatabase, old: QueueEntry, fresh: dict[str, Any]) -> 
     Guarded on the old status and seq: of two racing rejoins, one wins.
     """
     record = {k: v for k, v in old.to_doc().items() if k in _RECORD_FIELDS}
-    dropped = [f for f in ("admittedAtUtc", "cooldownUntilUtc", "sessionId", "endedAtUtc", "closedBy") if f not in fresh]
+    dropped = [f for f in ("admittedAtUtc", "cooldownUntilUtc", "sessionId", "endedAtUtc", "closedBy", "admittedBy") if f not in fresh]
     result = await db.eventQueue.update_one(
         {"_id": ObjectId(old.id), "status": old.status.value, "seq": old.seq},
         {
@@ -74,22 +74,30 @@ async def restart(db: AsyncDatabase, old: QueueEntry, fresh: dict[str, Any]) -> 
     return QueueEntry.from_doc(doc)
 
 
-async def admit_seq(db: AsyncDatabase, event_id: str, seq: int, now: int, expires_at: int) -> QueueEntry | None:
-    """The WAITING entry holding `seq` becomes ADMITTED; None if no entry holds it WAITING
-    (its join has not written it yet, or its buyer left)."""
-    admitted = {"status": QueueStatus.ADMITTED.value, "admittedAtUtc": now, "expiresAtUtc": expires_at}
-    result = await db.eventQueue.update_one(
-        {"eventId": ObjectId(event_id), "seq": seq, "status": QueueStatus.WAITING.value}, {"$set": admitted}
-    )
+async def admit_through(db: AsyncDatabase, event_id: str, seq: int, floor: int, now: int, expires_at: int) -> list[QueueEntry]:
+    """The turn came to `seq`: the WAITING entry holding it becomes ADMITTED, and so does any
+    WAITING entry with a lower seq above `floor` (their turns came first, while their joins
+    were still writing them), in one write, lowest first. The entries this call admitted.
+
+    One write, so no reader ever sees `seq` admitted while a lower seq whose turn came
+    still waits (invariant 3, as the entries show it). `floor`: the queue's closedThrough,
+    below which a WAITING entry joined as the queue closed and holds no slot.
+    """
+    mark = ObjectId()  # what this call admitted, told apart from a concurrent admitter's
+    admitted = {"status": QueueStatus.ADMITTED.value, "admittedAtUtc": now, "expiresAtUtc": expires_at, "admittedBy": mark}
+    span = {"$gt": floor, "$lte": seq}
+    event = ObjectId(event_id)
+    result = await db.eventQueue.update_many({"eventId": event, "status": QueueStatus.WAITING.value, "seq": span},
+                                             {"$set": admitted})
     if result.modified_count == 0:
-        return None
-    # Read back through the (eventId, status, seq) index: SecantusDB scans every entry of
-    # the event for {eventId, seq} alone. Should the entry have moved on in between (it has
-    # not been told yet, so hardly), it is looked up without the status.
-    doc = await db.eventQueue.find_one({"eventId": ObjectId(event_id), "status": QueueStatus.ADMITTED.value, "seq": seq})
-    doc = doc or await db.eventQueue.find_one({"eventId": ObjectId(event_id), "seq": seq})
-    # This admission is what we report, as it was.
-    return QueueEntry.from_doc(doc | admitted) if doc else None
+        return []
+    # Read back through the (eventId, status, seq) index. Usually the one admitted holds `seq`.
+    query = {"eventId": event, "status": QueueStatus.ADMITTED.value, "seq": seq if result.modified_count == 1 else span}
+    ours = [QueueEntry.from_doc(d) async for d in db.eventQueue.find(query) if d.get("admittedBy") == mark]
+    if len(ours) < result.modified_count:  # the one admitted held a lower seq (or moved on since): look wider
+        query["seq"] = span
+        ours = [QueueEntry.from_doc(d) async for d in db.eventQueue.find(query) if d.get("admittedBy") == mark]
+    return sorted(ours, key=lambda e: e.seq)
 
 
 async def waiting_through(db: AsyncDatabase, event_id: str, seq: int, limit: int = 100) -> list[QueueEntry]:

@@ -181,12 +181,14 @@ async def _placed(rt: Runtime, entry: QueueEntry, place: turns.Place, counted: t
         return Joined(entry, place.ahead + 1)
     # Our turn may have come before our entry was written: then its giver found nobody to admit.
     counted = counted or await turns_of(rt, event_id=entry.event_id)
-    if counted.status in _CLOSED:
+    if counted.status in _CLOSED or counted.joined_as_it_closed(entry.seq):
         # The queue closed as we joined, before its closing could see our entry.
-        await repo.transition(rt.db, entry, {"status": QueueStatus.CLOSED.value, "endedAtUtc": now_ms()})
-        await _require_on_sale_now(rt, entry.event_id)
+        await _close_straggler(rt, entry)
+        await _require_on_sale_now(rt, entry.event_id)  # SOLD_OUT, unless the sale reopened since
+        entry = await _current(rt, entry)
+        return Joined(entry, await position(rt, entry))
     if counted.has_turn(entry.seq):
-        admitted = await _admit_seq(rt, entry.event_id, entry.seq)
+        admitted = await _admit_seq(rt, entry.event_id, entry.seq, counted)
         return Joined(admitted or await _current(rt, entry), None)
     if counted.active < rt.settings.checkout_limit and counted.waiting > 0:
         # Free slots with buyers waiting (the limit was raised, or a repair freed slots).
@@ -196,6 +198,13 @@ async def _placed(rt: Runtime, entry: QueueEntry, place: turns.Place, counted: t
     await _publish_entry(rt, entry)
     await _publish_queue_changed(rt, entry.event_id)
     return Joined(entry, counted.position(entry.seq))
+
+
+async def _close_straggler(rt: Runtime, entry: QueueEntry) -> None:
+    """A WAITING entry that joined as its queue closed, after the closing passed: closed too."""
+    closed = await repo.transition(rt.db, entry, {"status": QueueStatus.CLOSED.value, "endedAtUtc": now_ms()})
+    if closed is not None:
+        await _publish_entry(rt, closed)
 
 
 async def _current(rt: Runtime, entry: QueueEntry) -> QueueEntry:
@@ -236,19 +245,21 @@ async def _require_on_sale_now(rt: Runtime, event_id: str) -> None:
 # --- turns -----------------------------------------------------------------------
 
 
-async def _admit_seq(rt: Runtime, event_id: str, seq: int) -> QueueEntry | None:
-    """The turn came to `seq`: its WAITING entry becomes ADMITTED and is told. None if no
-    entry holds the seq WAITING: its join takes the turn up itself, or its buyer left (and
-    whoever ended the entry passes the turn on)."""
+async def _admit_seq(rt: Runtime, event_id: str, seq: int, counted: turns.Turns) -> QueueEntry | None:
+    """The turn came to `seq`: its WAITING entry becomes ADMITTED and is told, with any lower
+    seq whose turn came while its join was still writing it. The entry holding `seq`; None
+    if no entry holds it WAITING: its join takes the turn up itself, or its buyer left (and
+    whoever ended the entry passes the turn on). `counted`: the turns as this turn left them."""
     now = now_ms()
-    entry = await repo.admit_seq(rt.db, event_id, seq, now, now + rt.settings.checkout_expiry_seconds * 1000)
-    if entry is None:
-        return None
-    metrics.ADMISSIONS.inc()
-    await _schedule_expiry(rt, entry)
-    await _publish_entry(rt, entry)
-    await _publish_queue_changed(rt, event_id)
-    return entry
+    admitted = await repo.admit_through(rt.db, event_id, seq, counted.closed_through, now,
+                                        now + rt.settings.checkout_expiry_seconds * 1000)
+    for entry in admitted:
+        metrics.ADMISSIONS.inc()
+        await _schedule_expiry(rt, entry)
+        await _publish_entry(rt, entry)
+    if admitted:
+        await _publish_queue_changed(rt, event_id)
+    return next((e for e in admitted if e.seq == seq), None)
 
 
 async def _pass_turn(rt: Runtime, event_id: str) -> QueueEntry | None:
@@ -258,7 +269,7 @@ async def _pass_turn(rt: Runtime, event_id: str) -> QueueEntry | None:
     if turn.seq is None:
         return None
     failpoints.reach("queue.turn_given")  # a crash here strands the turn: take_up_stranded_turns
-    return await _admit_seq(rt, event_id, turn.seq)
+    return await _admit_seq(rt, event_id, turn.seq, turn.turns)
 
 
 async def _give_up_place(rt: Runtime, event_id: str, place: turns.Place) -> None:
@@ -285,7 +296,7 @@ async def fill_free_slots(rt: Runtime, *, event_id: str, budget: int | None = No
         if turn.seq is None:
             break
         given += 1
-        entry = await _admit_seq(rt, event_id, turn.seq)
+        entry = await _admit_seq(rt, event_id, turn.seq, turn.turns)
         if entry is not None:
             admitted.append(entry)
     return admitted
@@ -309,7 +320,9 @@ async def take_up_stranded_turns(rt: Runtime) -> int:
         if counted.through == 0:
             continue
         for entry in await repo.waiting_through(rt.db, event_id, counted.through):
-            if counted.has_turn(entry.seq) and await _admit_seq(rt, event_id, entry.seq) is not None:
+            if counted.joined_as_it_closed(entry.seq):  # the sale reopened before its closing reached it
+                await _close_straggler(rt, entry)
+            elif counted.has_turn(entry.seq) and await _admit_seq(rt, event_id, entry.seq, counted) is not None:
                 log.warning("admitted %s, whose turn was given by a process that stopped before admitting it", entry.id)
                 admitted += 1
     return admitted

@@ -218,7 +218,7 @@ def _event_end_plus(minutes: float) -> str:
         ({"maxPerPurchase": 11}, "maxPerPurchase"),
         ({"name": "x" * 201}, "name"),
         ({"name": "   "}, "name"),
-        ({"saleStartsAt": iso(days_from_now(5)), "saleEndsAt": iso(days_from_now(5))}, "saleStartsAt"),
+        ({"saleStartsAt": (same := iso(days_from_now(5))), "saleEndsAt": same}, "saleStartsAt"),
         ({"saleStartsAt": iso(days_from_now(6)), "saleEndsAt": iso(days_from_now(5))}, "saleStartsAt"),
         ({"saleStartsAt": iso(days_from_now(-3)), "saleEndsAt": iso(days_from_now(-1))}, "saleEndsAt"),
         ({"saleEndsAt": _event_end_plus(120)}, "saleEndsAt"),

@@ -116,3 +116,53 @@ async def test_a_join_deep_in_the_queue_is_two_writes_and_one_read_and_knows_its
     deep = await _join(api, eid, make_token("deep"))
     assert (deep["status"], deep["position"]) == ("WAITING", 12)
     assert command_counter.targets == ["update events", "find events", "insert eventQueue"]
+
+
+async def test_a_turn_that_came_before_its_entry_is_taken_up_with_the_next_admission_in_one_write(make_api, organizer):
+    """Invariant 3 as the entries show it: seq 3's turn comes while its join is still writing its
+    entry (deep in the queue, so the join does not look again); when seq 4's turn comes, the
+    write that admits 4 admits 3 too, so nobody ever sees 4 ADMITTED while 3 waits."""
+    api = await make_api(checkout_limit=2)
+    event, _ = await on_sale_event(api, organizer)
+    eid = event["id"]
+    for user in ("first", "second"):
+        assert (await _join(api, eid, make_token(user)))["status"] == "ADMITTED"
+    in_flight = await turns.take_place(api.db, eid, 2)  # seq 3: its entry is not written yet
+    fourth = await _join(api, eid, make_token("fourth"))
+    assert (in_flight.seq, in_flight.admitted, fourth["seq"], fourth["status"]) == (3, False, 4, "WAITING")
+
+    await api.ok("LeaveQueue", {"eventId": eid}, make_token("first"))  # the turn goes to seq 3: nobody to admit
+    assert (await turns.read(api.db, eid)).has_turn(3)
+    now = int(time.time() * 1000)
+    await api.db.eventQueue.insert_one({"eventId": ObjectId(eid), "userId": "third", "seq": 3, "status": "WAITING",
+                                        "joinedAtUtc": now, "expiresAtUtc": now + 600_000, "history": []})
+
+    await api.ok("LeaveQueue", {"eventId": eid}, make_token("second"))  # the turn goes to seq 4
+    third, fourth = await _entry(api, eid, "third"), await _entry(api, eid, "fourth")
+    assert (third["status"], fourth["status"]) == ("ADMITTED", "ADMITTED")
+    assert third["admittedBy"] == fourth["admittedBy"]  # one write admitted both
+    counted = await turns.read(api.db, eid)
+    assert (counted.through, counted.active) == (4, 2)
+
+
+async def test_a_buyer_who_joined_as_the_queue_closed_is_closed_not_admitted_when_it_reopens(make_api, organizer):
+    api = await make_api(checkout_limit=1)
+    event, _ = await on_sale_event(api, organizer)
+    eid = event["id"]
+    assert (await _join(api, eid, make_token("first")))["status"] == "ADMITTED"
+    late = await turns.take_place(api.db, eid, 1)  # seq 2: its join is still writing its entry...
+    await turns.close(api.db, eid, slots=0)  # ...as the queue closes (and the sale reopens at once)
+    now = int(time.time() * 1000)
+    await api.db.eventQueue.insert_one({"eventId": ObjectId(eid), "userId": "late", "seq": late.seq, "status": "WAITING",
+                                        "joinedAtUtc": now, "expiresAtUtc": now + 600_000, "history": []})
+    counted = await turns.read(api.db, eid)
+    assert counted.joined_as_it_closed(late.seq) and not counted.has_turn(late.seq)
+
+    await api.ok("LeaveQueue", {"eventId": eid}, make_token("first"))  # a slot frees: not for the straggler
+    assert (await _entry(api, eid, "late"))["status"] == "WAITING"
+    assert (await turns.read(api.db, eid)).active == 0
+    from app.appkeys import RUNTIME
+    from app.queue import service as queue
+
+    await queue.take_up_stranded_turns(api.app[RUNTIME])
+    assert (await _entry(api, eid, "late"))["status"] == "CLOSED"
