@@ -77,7 +77,8 @@ def check_sale(db: Database, sale: Sale, records: list[dict], checkout_limit: in
         findings.append(f"orders left in flight: {dict(in_flight)}")
 
     statuses = Counter(e["status"] for e in entries)
-    sessions = db.checkoutSessions.count_documents({"eventId": event_id, "status": "ACTIVE"})
+    # An ACTIVE session lives on its ADMITTED entry (app/checkout/service.py).
+    sessions = db.eventQueue.count_documents({"eventId": event_id, "status": "ADMITTED", "sessionId": {"$ne": None}})
     slots = event["activeCheckouts"]
     for what, n in (("activeCheckouts", slots), ("ADMITTED entries", statuses["ADMITTED"]), ("ACTIVE sessions", sessions)):
         if n > checkout_limit:

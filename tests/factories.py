@@ -104,3 +104,23 @@ async def stuck_order(
         for item in order_items:
             assert await catalog.reserve_inventory(db, ticket_type_id=item.ticket_type_id, quantity=item.quantity) is not None
     return order
+
+
+# Entries holding an ACTIVE checkout session: a session lives on its ADMITTED entry, and its
+# record in checkoutSessions is written when it ends (app/checkout/service.py).
+ACTIVE_SESSIONS = {"status": "ADMITTED", "sessionId": {"$ne": None}}
+
+
+async def active_sessions(api: ApiClient, **query) -> int:
+    """How many ACTIVE checkout sessions match `query` (fields of their entries)."""
+    return await api.db.eventQueue.count_documents({**query, **ACTIVE_SESSIONS})
+
+
+async def session_status(api: ApiClient, session_id: str) -> str:
+    """ACTIVE while its ADMITTED entry holds it; then what its record says."""
+    record = await api.db.checkoutSessions.find_one({"_id": ObjectId(session_id)})
+    if record is not None:
+        return record["status"]
+    holder = await api.db.eventQueue.find_one({"sessionId": ObjectId(session_id)})
+    assert holder is not None and holder["status"] == "ADMITTED", (session_id, holder)
+    return "ACTIVE"

@@ -1,4 +1,8 @@
-"""Checkout sessions: ACTIVE until a purchase (COMPLETED) or their expiresAt (EXPIRED)."""
+"""Checkout sessions: ACTIVE until a purchase (COMPLETED) or their expiresAt (EXPIRED).
+
+An ACTIVE session lives on its queue entry; this is also the shape of its record,
+written to checkoutSessions when it ends (app/checkout/service.py).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,3 @@ class CheckoutSession(Document):
     created_at_utc: int = Field(alias="createdAtUtc")
     expires_at_utc: int = Field(alias="expiresAtUtc")
     ended_at_utc: int | None = Field(None, alias="endedAtUtc")
-
-    def is_open(self, now: int) -> bool:
-        return self.status is CheckoutStatus.ACTIVE and now < self.expires_at_utc

@@ -34,8 +34,10 @@ class QueueEntry(Document):
     admitted_at_utc: int | None = Field(None, alias="admittedAtUtc")
     expires_at_utc: int = Field(alias="expiresAtUtc")
     cooldown_until_utc: int | None = Field(None, alias="cooldownUntilUtc")
-    # The checkout session started from this admission, if any.
+    # The checkout session started from this admission, if any, and when. An ACTIVE session
+    # lives here; its record in checkoutSessions is written when it ends (app/checkout).
     session_id: str | None = Field(None, alias="sessionId")
+    checkout_started_at_utc: int | None = Field(None, alias="checkoutStartedAtUtc")
     ended_at_utc: int | None = Field(None, alias="endedAtUtc")
     # Earlier places of this buyer in this event's queue, newest last (support's "what happened").
     history: list[dict] = Field(default_factory=list)

@@ -20,6 +20,9 @@ from app.queue.models import QueueEntry, QueueStatus
 
 HISTORY_KEPT = 20
 _DUPLICATE_KEY = 11000
+# What a finished entry's place leaves behind, dropped when the entry takes a new place.
+_ENDED_FIELDS = ("admittedAtUtc", "cooldownUntilUtc", "sessionId", "checkoutStartedAtUtc", "endedAtUtc", "closedBy",
+                 "admittedBy")
 _RECORD_FIELDS = ("seq", "status", "joinedAtUtc", "admittedAtUtc", "endedAtUtc", "expiresAtUtc")
 
 
@@ -58,7 +61,7 @@ async def restart(db: AsyncDatabase, old: QueueEntry, fresh: dict[str, Any]) -> 
     Guarded on the old status and seq: of two racing rejoins, one wins.
     """
     record = {k: v for k, v in old.to_doc().items() if k in _RECORD_FIELDS}
-    dropped = [f for f in ("admittedAtUtc", "cooldownUntilUtc", "sessionId", "endedAtUtc", "closedBy", "admittedBy") if f not in fresh]
+    dropped = [f for f in _ENDED_FIELDS if f not in fresh]
     result = await db.eventQueue.update_one(
         {"_id": ObjectId(old.id), "status": old.status.value, "seq": old.seq},
         {
@@ -129,7 +132,7 @@ async def attach_session(
     entry = await get(db, event_id, user_id)
     if entry is None:
         return None
-    attached = {"sessionId": session_id, "expiresAtUtc": expires_at}
+    attached = {"sessionId": session_id, "checkoutStartedAtUtc": now, "expiresAtUtc": expires_at}
     result = await db.eventQueue.update_one(
         {"_id": ObjectId(entry.id), "status": QueueStatus.ADMITTED.value, "sessionId": None, "expiresAtUtc": {"$gt": now}},
         {"$set": attached},

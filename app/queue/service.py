@@ -417,10 +417,7 @@ async def end_admission(rt: Runtime, entry: QueueEntry, to: QueueStatus, now: in
         metrics.EXPIRIES.inc()
     if entry.session_id:
         outcome = CheckoutStatus.COMPLETED if to is QueueStatus.COMPLETED else CheckoutStatus.EXPIRED
-        await checkout.end_session(
-            rt, session_id=entry.session_id, status=outcome, now=now, event_id=entry.event_id, user_id=entry.user_id,
-            queue_entry_id=entry.id,
-        )
+        await checkout.end_sessions(rt, entries=[entry], status=outcome, now=now)
     await _publish_entry(rt, ended)
     await _give_up_turn(rt, entry.event_id, entry.seq, had_turn=entry.status is QueueStatus.ADMITTED)
     await _publish_queue_changed(rt, entry.event_id)
@@ -485,8 +482,8 @@ async def close_queue(rt: Runtime, *, event_id: str, cancelled: bool) -> list[Qu
     async for chunk in repo.close(rt.db, event_id, now, keep_checkouts=not cancelled):
         await rt.broker.publish_many([(channels.entry(e.event_id, e.user_id), entry_message(e)) for e in chunk])
         closed += chunk
-    if cancelled:
-        await checkout.end_all_sessions(rt, event_id=event_id, now=now)
+    if cancelled:  # every session closes with its entry
+        await checkout.end_sessions(rt, entries=closed, status=CheckoutStatus.EXPIRED, now=now)
     # A slot is held by every ADMITTED entry closed, and by a WAITING one whose turn had come
     # (its admission was on its way).
     slots = sum(1 for e in closed if e.admitted_at_utc is not None or counted.has_turn(e.seq))
@@ -517,30 +514,17 @@ async def start_checkout(rt: Runtime, *, actor: Viewer, event_id: str) -> Checko
         raise fail(ErrorCode.EVENT_CANCELLED, "the event is cancelled")
     for _ in range(5):
         now = now_ms()
-        expires_at = now + rt.settings.checkout_expiry_seconds * 1000
-        session_id = ObjectId()
-        # The entry points at the session first (one guarded write, which also reads it); the
-        # session is written next. Whoever ends the entry in between ends the session by its
-        # id too, and its late insert then fails on that id: the session never outlives its slot.
-        attached = await repo.attach_session(rt.db, event.id, user_id, session_id, now, expires_at)
+        # One guarded write to the entry starts the session (app/checkout/service.py).
+        attached = await repo.attach_session(rt.db, event.id, user_id, ObjectId(), now,
+                                             now + rt.settings.checkout_expiry_seconds * 1000)
         if attached is not None:
-            session = await checkout.open_session(
-                rt, session_id=session_id, event_id=event.id, user_id=user_id, queue_entry_id=attached.id, now=now,
-                expires_at=expires_at,
-            )
-            if session is None:
-                raise fail(ErrorCode.CHECKOUT_EXPIRED, "your turn to check out has passed; join the queue again")
             await _schedule_expiry(rt, attached)
             await _publish_entry(rt, attached)
-            return session
+            return checkout.active_session(attached)
         entry = await _admitted_entry(rt, event, user_id)
         if entry.session_id:
-            session = await checkout.get_session(rt, session_id=entry.session_id)
-            if session is not None and session.is_open(now_ms()):
-                return session
-            if session is None and entry.expires_at_utc > now_ms():
-                await asyncio.sleep(0.02)  # a twin request attached it and is writing it now
-                continue
+            if entry.expires_at_utc > now_ms():
+                return checkout.active_session(entry)
             await _expire_if_due(rt, entry, now_ms())
             raise fail(ErrorCode.CHECKOUT_EXPIRED, "your checkout session has expired; join the queue again")
     raise fail(ErrorCode.NOT_ADMITTED, "your place changed while starting checkout; try again")

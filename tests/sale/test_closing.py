@@ -16,7 +16,7 @@ from bson import ObjectId
 from app.queue import service as queue
 from tests.api_client import ApiClient
 from tests.conftest import make_token
-from tests.factories import create_tickets, on_sale_event, ticket_type_input
+from tests.factories import active_sessions, create_tickets, on_sale_event, ticket_type_input
 from tests.sale.test_subscriptions import checkout, connector_of, purchase_input, subscribe
 
 HEARD_WITHIN = 1.0
@@ -111,7 +111,7 @@ async def test_cancellation_closes_the_queue_and_tells_every_subscriber(sale):
         for sub in (b, e):
             await sub.until("queueUpdates", lambda v: v["status"] == "CLOSED", timeout=HEARD_WITHIN)
     assert {await entry_status(api, eid, t) for t in buyers.values()} == {"CLOSED"}
-    assert await api.db.checkoutSessions.count_documents({"eventId": ObjectId(eid), "status": "ACTIVE"}) == 0
+    assert await active_sessions(api, eventId=ObjectId(eid)) == 0
     assert await active_checkouts(api, eid) == 0
 
 

@@ -46,7 +46,7 @@ from pymongo import MongoClient
 from app.auth import issue_token
 from app.embedded import EmbeddedMongo, _die_with_parent, free_port, start_mongo
 from bench.seed import mutate  # one HTTP mutation, failing on any error
-from tests.factories import event_input, ticket_type_input, venue_input
+from tests.factories import ACTIVE_SESSIONS, event_input, ticket_type_input, venue_input
 from tests.workers.support import spawn, wait_worker_ready
 
 pytestmark = pytest.mark.slow  # several API and buyer processes: `make test-fast` leaves it out
@@ -287,7 +287,7 @@ class Sampler:
             while not self._stop.is_set():
                 admitted = db.eventQueue.count_documents({"eventId": event, "status": "ADMITTED"})
                 counter = db.events.find_one({"_id": event}, {"activeCheckouts": 1}) or {}
-                sessions = db.checkoutSessions.count_documents({"eventId": event, "status": "ACTIVE"})
+                sessions = db.eventQueue.count_documents({"eventId": event, **ACTIVE_SESSIONS})
                 self.samples.append(Sample(time.time(), admitted, counter.get("activeCheckouts", 0), sessions))
                 if n % 5 == 0:
                     docs = db.eventQueue.find(
@@ -364,7 +364,8 @@ def check_inventory_and_tickets(db, sale: Sale, records: list[dict]) -> dict:
     per_user = Counter(o["userId"] for o in completed.values())
     assert max(per_user.values(), default=1) == 1, f"a buyer got two orders: {per_user.most_common(3)}"
 
-    # The sessions: none left ACTIVE, each completed order's session COMPLETED.
+    # The sessions: none left ACTIVE, each completed order's session recorded COMPLETED.
+    assert db.eventQueue.count_documents({"eventId": event, **ACTIVE_SESSIONS}) == 0
     sessions = {s["_id"]: s for s in db.checkoutSessions.find({"eventId": event})}
     assert Counter(s["status"] for s in sessions.values())["ACTIVE"] == 0
     for o in completed.values():

@@ -17,7 +17,15 @@ from bson import ObjectId
 
 from tests.api_client import ApiClient
 from tests.conftest import make_token
-from tests.factories import create_event, create_tickets, iso, on_sale_event, ticket_type_input
+from tests.factories import (
+    active_sessions,
+    create_event,
+    create_tickets,
+    iso,
+    on_sale_event,
+    session_status,
+    ticket_type_input,
+)
 
 STAFF = make_token("gate-1", "staff")
 STAFF_2 = make_token("gate-2", "staff")
@@ -66,10 +74,6 @@ async def sold(api: ApiClient, ticket_type_id: str) -> int:
 
 async def issued(api: ApiClient, **query) -> int:
     return await api.db.userTickets.count_documents(query)
-
-
-async def session_status(api: ApiClient, session_id: str) -> str:
-    return (await api.db.checkoutSessions.find_one({"_id": ObjectId(session_id)}))["status"]
 
 
 async def assert_slots(api: ApiClient, event_id: str, expected: int | None = None) -> None:
@@ -540,7 +544,7 @@ async def test_cancel_event_ends_everything(make_api, organizer, other_organizer
     assert (await my_entry(api, event["id"], waiting))["status"] == "CLOSED"
     assert (await my_entry(api, event["id"], owner_of_tickets))["status"] == "COMPLETED"
     assert await session_status(api, session["id"]) == "EXPIRED"
-    assert await api.db.checkoutSessions.count_documents({"status": "ACTIVE"}) == 0
+    assert await active_sessions(api) == 0
     await assert_slots(api, event["id"], 0)
     assert await sold(api, general["id"]) == 0  # cancelled tickets no longer count as sold
 

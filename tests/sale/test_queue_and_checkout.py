@@ -16,7 +16,15 @@ from bson import ObjectId
 
 from tests.api_client import ApiClient
 from tests.conftest import make_token
-from tests.factories import create_event, create_tickets, days_from_now, iso, on_sale_event, ticket_type_input
+from tests.factories import (
+    active_sessions,
+    create_event,
+    create_tickets,
+    days_from_now,
+    iso,
+    on_sale_event,
+    ticket_type_input,
+)
 
 UNKNOWN_ID = str(ObjectId())
 
@@ -415,7 +423,8 @@ async def test_start_checkout_twice_returns_the_same_session(api, organizer, buy
     second = await start(api, event["id"], buyer)
     assert second == first
     assert first["eventId"] == event["id"] and first["status"] == "ACTIVE"
-    assert await api.db.checkoutSessions.count_documents({}) == 1
+    assert await active_sessions(api) == 1
+    assert await api.db.checkoutSessions.count_documents({}) == 0  # its record is written when it ends
     await assert_slots(api, event["id"], 1)
 
 
@@ -430,10 +439,8 @@ async def test_concurrent_start_checkout_opens_exactly_one_session(api, organize
         assert all(p["errors"] == [] for p in payloads), payloads
         ids = {p["session"]["id"] for p in payloads}
         assert len(ids) == 1
-        # Racers that lost may have written a session first; none of them is ACTIVE.
-        assert await api.db.checkoutSessions.count_documents(
-            {"eventId": ObjectId(event["id"]), "userId": f"racer-{round_}", "status": "ACTIVE"}
-        ) == 1
+        assert await active_sessions(api, eventId=ObjectId(event["id"]), userId=f"racer-{round_}") == 1
+        assert await api.db.checkoutSessions.count_documents({"userId": f"racer-{round_}"}) == 0
         stored = await api.db.eventQueue.find_one({"eventId": ObjectId(event["id"]), "userId": f"racer-{round_}"})
         assert str(stored["sessionId"]) == ids.pop()
     await assert_slots(api, event["id"], 3)
@@ -512,3 +519,18 @@ async def test_a_slot_freed_while_a_join_is_in_flight_goes_to_that_buyer(make_ap
     joined = await join(api, eid, b)
     assert joined["status"] == "ADMITTED", joined
     await assert_slots(api, eid, 1)
+
+
+async def test_a_session_recorded_active_by_an_earlier_version_is_ended_with_its_entry(api, organizer, buyer):
+    """Before 2026-11-26 a session's record was written ACTIVE when it started; it still ends."""
+    event, _ = await on_sale_event(api, organizer)
+    await join(api, event["id"], buyer)
+    session = await start(api, event["id"], buyer)
+    entry = await api.db.eventQueue.find_one({"sessionId": ObjectId(session["id"])})
+    await api.db.checkoutSessions.insert_one({
+        "_id": ObjectId(session["id"]), "eventId": entry["eventId"], "userId": entry["userId"], "queueEntryId": entry["_id"],
+        "status": "ACTIVE", "createdAtUtc": entry["checkoutStartedAtUtc"], "expiresAtUtc": entry["expiresAtUtc"],
+    })
+    await leave(api, event["id"], buyer)
+    stored = await api.db.checkoutSessions.find_one({"_id": ObjectId(session["id"])})
+    assert stored["status"] == "EXPIRED" and stored["endedAtUtc"] is not None

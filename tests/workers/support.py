@@ -34,6 +34,7 @@ from app.timeutil import now_ms
 from bench.stack import Child as Proc  # one `python -m app ...` process, its log and port
 from tests.api_client import document
 from tests.conftest import JWT_SECRET
+from tests.factories import ACTIVE_SESSIONS
 from tests.factories import stuck_order  # noqa: F401 - re-exported for the job tests
 from workers.settings import worker_settings
 
@@ -218,7 +219,7 @@ async def invariant_violations(db, event_id: str, checkout_limit: int) -> list[s
         problems.append(f"activeCheckouts {event['activeCheckouts']} but {admitted} ADMITTED entries")
     if admitted > checkout_limit:
         problems.append(f"{admitted} ADMITTED entries, above CHECKOUT_LIMIT {checkout_limit}")
-    active_sessions = await db.checkoutSessions.count_documents({"eventId": eid, "status": "ACTIVE"})
+    active_sessions = await db.eventQueue.count_documents({"eventId": eid, **ACTIVE_SESSIONS})
     if active_sessions > admitted:
         problems.append(f"{active_sessions} ACTIVE sessions but only {admitted} ADMITTED entries")
     by_order: dict[Any, list[dict]] = {}

@@ -21,6 +21,7 @@ from app.runtime import Runtime
 from app.timeutil import now_ms
 from tests.conftest import make_token
 from tests.factories import (
+    ACTIVE_SESSIONS,
     create_event,
     create_tickets,
     days_from_now,
@@ -144,7 +145,7 @@ async def test_sweep_expired_ends_every_due_entry_once_even_when_two_run_at_once
     assert sum(counts) == 3, counts
     assert await statuses(api.db, e1) == {"a1": "EXPIRED", "a2": "EXPIRED", "w1": "ADMITTED"}
     assert await statuses(api.db, e2) == {"a3": "EXPIRED"}
-    assert await api.db.checkoutSessions.count_documents({"status": "ACTIVE"}) == 0
+    assert await api.db.eventQueue.count_documents(ACTIVE_SESSIONS) == 0
     assert [(await event_doc(api.db, e))["activeCheckouts"] for e in (e1, e2)] == [1, 0]
 
     before = await snapshot(api.db)
