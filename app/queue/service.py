@@ -44,6 +44,8 @@ from app.timeutil import from_ms, now_ms
 log = logging.getLogger("app.queue")
 
 SWEEP_BATCH = 500
+# WAITING entries below the turns a repair looks at (stranded turns are at most CHECKOUT_LIMIT).
+REPAIR_BATCH = 1000
 # The stored statuses of a closed queue.
 _CLOSED = (EventStatus.SOLD_OUT.value, EventStatus.CANCELLED.value)
 # Turns given per request when slots are free with buyers waiting (after CHECKOUT_LIMIT was raised).
@@ -329,20 +331,23 @@ async def take_up_stranded_turns(rt: Runtime) -> int:
 
 
 async def recount_slots(rt: Runtime, *, event_id: str, settle_seconds: float) -> tuple[int, int] | None:
-    """Repair: set activeCheckouts to the number of ADMITTED entries; (was, now) if it changed.
+    """Repair: set activeCheckouts to the slots the entries hold; (was, now) if it changed.
 
-    Only if both numbers stay put for `settle_seconds` (a turn given to a join
-    still in flight holds a slot before its entry is ADMITTED). None: nothing done.
+    A slot is held by every ADMITTED entry, and by every WAITING one whose turn
+    came (its admission is on its way, or its giver died before it: the next
+    admission takes it up). Only if both numbers stay put for `settle_seconds`
+    (a turn given to a join still in flight holds a slot before its entry is
+    written). None: nothing done.
     """
     event = await catalog.get_event(rt.db, event_id=event_id)
-    counted = await repo.count(rt.db, event_id, QueueStatus.ADMITTED)
+    counted = await _slots_held(rt, event_id)
     held = event.active_checkouts
     expected = 0 if event.status is EventStatus.CANCELLED else counted
     if expected == held:
         return None
     await asyncio.sleep(settle_seconds)
     again = await catalog.get_event(rt.db, event_id=event_id)
-    if again.active_checkouts != held or await repo.count(rt.db, event_id, QueueStatus.ADMITTED) != counted:
+    if again.active_checkouts != held or await _slots_held(rt, event_id) != counted:
         return None
     if not await catalog.correct_counter(
         rt.db, collection="events", doc_id=event_id, field="activeCheckouts", seen=held, value=expected
@@ -351,6 +356,13 @@ async def recount_slots(rt: Runtime, *, event_id: str, settle_seconds: float) ->
     if expected < held:
         await fill_free_slots(rt, event_id=event_id)  # buyers waiting behind the slots that leaked
     return held, expected
+
+
+async def _slots_held(rt: Runtime, event_id: str) -> int:
+    counted = await turns_of(rt, event_id=event_id)
+    admitted = await repo.count(rt.db, event_id, QueueStatus.ADMITTED)
+    waiting = await repo.waiting_through(rt.db, event_id, counted.through, limit=REPAIR_BATCH)
+    return admitted + sum(1 for e in waiting if counted.has_turn(e.seq))
 
 
 async def skip_lost_seqs(rt: Runtime, *, event_id: str, settle_seconds: float) -> list[int]:

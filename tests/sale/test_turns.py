@@ -21,11 +21,11 @@ async def _entry(api, eid: str, user: str) -> dict:
     return await api.db.eventQueue.find_one({"eventId": ObjectId(eid), "userId": user})
 
 
-async def _give_turn_and_die(api, eid: str, user: str) -> turns.Turn:
+async def _give_turn_and_die(api, eid: str, user: str, limit: int = 1) -> turns.Turn:
     """What a purchase does up to the moment its process is killed: the buyer's entry ends and
     the turn moves on with the slot, but the next buyer's entry is never admitted."""
     await api.db.eventQueue.update_one({"eventId": ObjectId(eid), "userId": user}, {"$set": {"status": "COMPLETED"}})
-    return await turns.move_on(api.db, eid, 1, freed=True)
+    return await turns.move_on(api.db, eid, limit, freed=True)
 
 
 async def test_a_turn_given_by_a_process_that_died_is_taken_up_within_two_seconds(make_api, organizer):
@@ -166,3 +166,28 @@ async def test_a_buyer_who_joined_as_the_queue_closed_is_closed_not_admitted_whe
 
     await queue.take_up_stranded_turns(api.app[RUNTIME])
     assert (await _entry(api, eid, "late"))["status"] == "CLOSED"
+
+
+async def test_the_repair_counts_a_stranded_turn_as_a_held_slot(make_api, organizer):
+    """A turn given by a process that died before admitting its buyer still holds its slot: the
+    repair's recount must not free it, or taking the turn up later admits above the limit."""
+    from app.appkeys import RUNTIME
+    from app.queue import service as queue
+
+    api = await make_api(checkout_limit=2)
+    rt = api.app[RUNTIME]
+    event, _ = await on_sale_event(api, organizer)
+    eid = event["id"]
+    for user in ("first", "second"):
+        assert (await _join(api, eid, make_token(user)))["status"] == "ADMITTED"
+    stranded = await _join(api, eid, make_token("stranded"))
+    await _join(api, eid, make_token("behind"))
+    turn = await _give_turn_and_die(api, eid, "first", limit=2)
+    assert turn.seq == stranded["seq"] and (await _entry(api, eid, "stranded"))["status"] == "WAITING"
+
+    assert await queue.recount_slots(rt, event_id=eid, settle_seconds=0.05) is None  # 1 ADMITTED + 1 stranded turn
+    await queue.take_up_stranded_turns(rt)
+    assert (await _entry(api, eid, "stranded"))["status"] == "ADMITTED"
+    assert (await _entry(api, eid, "behind"))["status"] == "WAITING"
+    admitted = await api.db.eventQueue.count_documents({"eventId": ObjectId(eid), "status": "ADMITTED"})
+    assert admitted == (await turns.read(api.db, eid)).active == 2
