@@ -20,6 +20,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 # Runs one batch: the key, and the items in arrival order; one result per item, in order.
+# A result that is an exception is raised to that item's caller alone.
 Run = Callable[[str, list[T]], Awaitable[list[R]]]
 
 
@@ -52,6 +53,8 @@ class Batches(Generic[T, R]):
                 for answer, result, exc in outcomes:
                     if answer.done():
                         continue
+                    if exc is None and isinstance(result, BaseException):
+                        exc = result
                     if exc is None:
                         answer.set_result(result)
                     else:

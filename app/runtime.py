@@ -11,6 +11,10 @@ from app.config import Settings
 from app.pubsub import Broker
 from app.batches import Batches
 
+# Purchases finished in one group at most: the group's writes match by `$in` on ids, whose
+# cost grows with the square of the list on SecantusDB.
+ENDINGS_PER_GROUP = 20
+
 
 class Scheduler(Protocol):
     """Deferred work, run by the workers at (or just after) a given instant."""
@@ -47,3 +51,5 @@ class Runtime:
     # This process's joins, and reads of buyers' entries, waiting to go together (app/queue/groups.py).
     joins: Batches = field(default_factory=Batches)
     entry_reads: Batches = field(default_factory=Batches)
+    # Purchases whose stock was taken, waiting to be finished together (app/orders/endings.py).
+    purchase_endings: Batches = field(default_factory=lambda: Batches(most=ENDINGS_PER_GROUP))

@@ -40,11 +40,6 @@ _NEXT = {"$ifNull": ["$nextQueueSeq", 0]}
 _THROUGH = {"$ifNull": ["$admittedThrough", 0]}
 _SKIPPED = {"$ifNull": ["$skippedSeqs", []]}
 _ACTIVE = {"$ifNull": ["$activeCheckouts", 0]}
-# The first seq after admittedThrough that is not skipped (skippedSeqs is ascending, all above it).
-_NEXT_LIVE = {"$reduce": {
-    "input": _SKIPPED, "initialValue": {"$add": [_THROUGH, 1]},
-    "in": {"$cond": [{"$eq": ["$$this", "$$value"]}, {"$add": ["$$value", 1]}, "$$value"]},
-}}
 _FIELDS = {"nextQueueSeq": 1, "admittedThrough": 1, "skippedSeqs": 1, "activeCheckouts": 1, "closedThrough": 1,
            "status": 1}
 
@@ -100,10 +95,12 @@ class Place(NamedTuple):
 
 
 class Turn(NamedTuple):
-    """What moving the turns did: the seq given a turn (None: none), and the counters after it."""
+    """What moving the turns did: the last seq given a turn (None: none), the counters after
+    it, and how many turns it gave (the live seqs in (turns before, seq])."""
 
     seq: int | None
     turns: Turns
+    given: int = 0
 
 
 async def read(db: AsyncDatabase, event_id: str) -> Turns | None:
@@ -162,21 +159,29 @@ async def give_back_place(db: AsyncDatabase, event_id: str, place: Place) -> boo
     return result.modified_count == 1
 
 
-async def move_on(db: AsyncDatabase, event_id: str, limit: int, *, freed: bool) -> Turn:
-    """Give the next waiting seq its turn if a slot is free for it (`freed`: the caller
-    gives up the slot it held, which then goes to that seq, or back to the pool)."""
-    active = {"$max": [0, {"$subtract": [_ACTIVE, 1 if freed else 0]}]}
-    give = {"$and": [{"$not": [_CLOSED]}, {"$lt": [active, limit]}, {"$lte": [_NEXT_LIVE, _NEXT]}]}
+async def move_on(db: AsyncDatabase, event_id: str, limit: int, *, freed: int, most: int = 1) -> Turn:
+    """Give the next waiting seqs their turns, as many as slots are free, `most` at most
+    (`freed`: the slots the caller gives up, which then go to those seqs, or back to the pool)."""
+    active = {"$max": [0, {"$subtract": [_ACTIVE, int(freed)]}]}
+    waiting = {"$subtract": [_NEXT, {"$add": [_THROUGH, {"$size": _SKIPPED}]}]}
+    given = {"$cond": [_CLOSED, 0, {"$max": [0, {"$min": [most, {"$subtract": [limit, active]}, waiting]}]}]}
+    # The given-th live seq after admittedThrough: each skipped seq on the way is stepped over
+    # (skippedSeqs is ascending, all above admittedThrough).
+    last = {"$reduce": {
+        "input": _SKIPPED, "initialValue": {"$add": [_THROUGH, given]},
+        "in": {"$cond": [{"$lte": ["$$this", "$$value"]}, {"$add": ["$$value", 1]}, "$$value"]},
+    }}
+    give = {"$gt": [given, 0]}
     written = await _write(db, event_id, {
-        "admittedThrough": {"$cond": [give, _NEXT_LIVE, _THROUGH]},
-        "skippedSeqs": {"$cond": [give, {"$filter": {
-            "input": _SKIPPED, "as": "s", "cond": {"$gt": ["$$s", _NEXT_LIVE]}}}, _SKIPPED]},
-        "activeCheckouts": {"$cond": [give, {"$add": [active, 1]}, active]},
-    }, {"s": {"$cond": [give, _NEXT_LIVE, None]}})
+        "admittedThrough": {"$cond": [give, last, _THROUGH]},
+        "skippedSeqs": {"$cond": [give, {"$filter": {"input": _SKIPPED, "as": "s", "cond": {"$gt": ["$$s", last]}}},
+                                  _SKIPPED]},
+        "activeCheckouts": {"$add": [active, given]},
+    }, {"s": {"$cond": [give, last, None]}, "g": given})
     if written is None:
         return Turn(None, Turns(0, 0, (), 0, None))
     outcome, counted = written
-    return Turn(outcome["s"], counted)
+    return Turn(outcome["s"], counted, outcome["g"])
 
 
 async def skip(db: AsyncDatabase, event_id: str, seq: int) -> bool | None:

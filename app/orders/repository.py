@@ -39,6 +39,24 @@ async def move(db: AsyncDatabase, order: Order, to_state: OrderState, now: int,
     return Order.from_doc(order.to_doc() | changes) if result.modified_count else None
 
 
+async def complete_many(db: AsyncDatabase, orders: list[Order], now: int) -> set[str]:
+    """Each order's state as we read it -> COMPLETED, in one write; the ids of those this call
+    completed (an order missing was undone, or finished by another, first)."""
+    if len(orders) == 1:
+        return {orders[0].id} if await move(db, orders[0], OrderState.COMPLETED, now) else set()
+    mark = ObjectId()  # what this call completed, told apart from anybody else's
+    # `_id` first: SecantusDB then finds the candidates by point lookups.
+    ids = {"$in": [ObjectId(o.id) for o in orders]}
+    result = await db.orders.update_many(
+        {"_id": ids, "state": {"$in": sorted({o.state.value for o in orders})}},
+        {"$set": {"state": OrderState.COMPLETED.value, "updatedAtUtc": now, "completedBy": mark}},
+    )
+    if result.modified_count == len(orders):
+        return {o.id for o in orders}
+    return {str(d["_id"]) async for d in db.orders.find({"_id": ids}, projection={"completedBy": 1})
+            if d.get("completedBy") == mark}
+
+
 async def replace_planned_tickets(db: AsyncDatabase, order_id: str, tickets: list[dict]) -> None:
     await db.orders.update_one({"_id": ObjectId(order_id)}, {"$set": {"tickets": tickets}})
 

@@ -33,9 +33,9 @@ from app.checkout import service as checkout
 from app.checkout.models import CheckoutStatus
 from app.documents import parse_object_id
 from app.errors import Checker, DomainError, ErrorCode, Problem, fail
-from app.orders import codes
+from app.orders import codes, endings
 from app.orders import repository as repo
-from app.orders.models import Failure, Order, OrderItem, OrderState, PlannedTicket, TicketStatus, UserTicket
+from app.orders.models import Failure, Order, OrderItem, OrderState, PlannedTicket, UserTicket
 from app.pubsub import channels
 from app.queue import service as queue
 from app.queue.models import QueueEntry, QueueStatus
@@ -129,48 +129,18 @@ async def finish_order(
     rt: Runtime, order: Order, *, stock_ran_out: bool = True, entry: QueueEntry | None = None
 ) -> tuple[Order, list[UserTicket] | None]:
     """PENDING (its stock taken) or RESERVED -> COMPLETED: issue the planned tickets
-    (idempotent) and close the checkout.
+    (idempotent) and close the checkout, together with the other purchases of the event
+    finishing at the same moment (app/orders/endings.py).
 
     PURCHASE_INTERRUPTED if the repair judged the order abandoned and undid it
-    meanwhile: the tickets just inserted are taken back. Its stock stays counted
-    (a safe undercount of what is left) until the next recount; giving it back
-    here could race that recount into an oversell.
-
-    The event's stored status is refreshed (a sell-out closes the queue) unless
-    the caller knows none of the order's types ran out with it: then the status
-    cannot have changed. `entry`: the buyer's queue entry as the caller just read
-    it (else it is read here). Returns the order, and its tickets if this call
-    completed it (None if a concurrent one did).
+    meanwhile. The event's stored status is refreshed (a sell-out closes the
+    queue) unless the caller knows none of the order's types ran out with it:
+    then the status cannot have changed. `entry`: the buyer's queue entry as the
+    caller just read it (else it is read here). Returns the order, and its
+    tickets if this call completed it (None if a concurrent one did).
     """
-    planned = list(order.tickets)
-    for _ in range(5):
-        clashes = await repo.insert_tickets(rt.db, [_user_ticket(order, t) for t in planned])
-        if not clashes:
-            break
-        for index in clashes:  # another ticket already has this number or code: draw again
-            planned[index] = planned[index].model_copy(
-                update={"ticket_number": codes.ticket_number(), "confirmation_code": codes.confirmation_code()}
-            )
-        await repo.replace_planned_tickets(rt.db, order.id, [t.model_dump(by_alias=True, mode="json") for t in planned])
-    else:
-        raise RuntimeError(f"could not draw unique ticket numbers for order {order.id}")
-    order = order.model_copy(update={"tickets": planned})  # as stored, with any number drawn again
-    completed = await repo.move(rt.db, order, OrderState.COMPLETED, now_ms())
-    if completed is not None:
-        metrics.PURCHASES.labels("completed").inc()
-        metrics.TICKETS_ISSUED.inc(len(planned))
-    elif (now := await repo.get_order(rt.db, order.id)) is not None and now.state is OrderState.FAILED:
-        await repo.delete_tickets(rt.db, [t.id for t in planned])
-        raise fail(ErrorCode.PURCHASE_INTERRUPTED, "the purchase took too long and was undone; nothing was issued")
-    if stock_ran_out:
-        # The last ticket closes the queue, before this buyer's slot is handed on to nobody's use.
-        await queue.refresh_status(rt, event_id=order.event_id)
-    await queue.complete_admission(rt, event_id=order.event_id, user_id=order.user_id, session_id=order.session_id,
-                                   entry=entry)
-    await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})
-    if completed is None:
-        return (await repo.get_order(rt.db, order.id) or order), None
-    return completed, [_user_ticket(completed, t) for t in planned]
+    ending = endings.Ending(rt, order, stock_ran_out, entry)
+    return await rt.purchase_endings.submit(order.event_id, ending, endings.finish_group)
 
 
 async def my_tickets(rt: Runtime, *, actor: Viewer, event_id: str | None) -> list[UserTicket]:
@@ -363,12 +333,3 @@ async def _replay(rt: Runtime, order: Order, request_hash: str) -> Order:
             raise fail(ErrorCode.RATE_LIMITED, "this purchase is still being processed; retry in a moment")
         await asyncio.sleep(0.05)
         order = await repo.get_order(rt.db, order.id) or order
-
-
-def _user_ticket(order: Order, planned: PlannedTicket) -> UserTicket:
-    return UserTicket.model_validate({
-        "_id": planned.id, "userId": order.user_id, "eventId": order.event_id,
-        "eventTicketId": planned.ticket_type_id, "type": planned.type, "orderId": order.id,
-        "ticketNumber": planned.ticket_number, "confirmationCode": planned.confirmation_code,
-        "status": TicketStatus.VALID, "purchasedAtUtc": order.created_at_utc,
-    })

@@ -22,7 +22,7 @@ HISTORY_KEPT = 20
 _DUPLICATE_KEY = 11000
 # What a finished entry's place leaves behind, dropped when the entry takes a new place.
 _ENDED_FIELDS = ("admittedAtUtc", "cooldownUntilUtc", "sessionId", "checkoutStartedAtUtc", "endedAtUtc", "closedBy",
-                 "admittedBy")
+                 "admittedBy", "endedBy")
 _RECORD_FIELDS = ("seq", "status", "joinedAtUtc", "admittedAtUtc", "endedAtUtc", "expiresAtUtc")
 
 
@@ -120,6 +120,26 @@ async def transition(
         {"_id": ObjectId(entry.id), "status": entry.status.value, **(extra_filter or {})}, {"$set": changes}
     )
     return QueueEntry.from_doc(entry.to_doc() | changes) if result.modified_count else None
+
+
+async def complete_many(db: AsyncDatabase, entries: list[QueueEntry], now: int) -> list[QueueEntry]:
+    """ADMITTED -> COMPLETED for entries whose sessions bought, in one write, each only if it
+    still holds the session we read. The entries this call completed, as they were before."""
+    if len(entries) == 1:
+        done = await transition(db, entries[0], {"status": QueueStatus.COMPLETED.value, "endedAtUtc": now},
+                                {"sessionId": ObjectId(entries[0].session_id)})
+        return entries if done is not None else []
+    mark = ObjectId()  # what this call completed, told apart from anybody else's
+    # `_id` first: SecantusDB then finds the candidates by point lookups (storage `_try_index_id_keys`).
+    query = {"_id": {"$in": [ObjectId(e.id) for e in entries]}, "status": QueueStatus.ADMITTED.value,
+             "sessionId": {"$in": [ObjectId(e.session_id) for e in entries]}}
+    result = await db.eventQueue.update_many(
+        query, {"$set": {"status": QueueStatus.COMPLETED.value, "endedAtUtc": now, "endedBy": mark}})
+    if result.modified_count == len(entries):
+        return entries
+    ours = {str(d["_id"]) async for d in db.eventQueue.find({"_id": query["_id"]}, projection={"endedBy": 1})
+            if d.get("endedBy") == mark}
+    return [e for e in entries if e.id in ours]
 
 
 async def attach_session(

@@ -248,10 +248,16 @@ async def _require_on_sale_now(rt: Runtime, event_id: str) -> None:
 
 
 async def _admit_seq(rt: Runtime, event_id: str, seq: int, counted: turns.Turns) -> QueueEntry | None:
-    """The turn came to `seq`: its WAITING entry becomes ADMITTED and is told, with any lower
-    seq whose turn came while its join was still writing it. The entry holding `seq`; None
-    if no entry holds it WAITING: its join takes the turn up itself, or its buyer left (and
-    whoever ended the entry passes the turn on). `counted`: the turns as this turn left them."""
+    """The turn came to `seq`: its WAITING entry becomes ADMITTED and is told (see
+    `_admit_through`). The entry holding `seq`; None if no entry holds it WAITING: its join
+    takes the turn up itself, or its buyer left (and whoever ended the entry passes the turn on)."""
+    return next((e for e in await _admit_through(rt, event_id, seq, counted) if e.seq == seq), None)
+
+
+async def _admit_through(rt: Runtime, event_id: str, seq: int, counted: turns.Turns) -> list[QueueEntry]:
+    """Turns came up to `seq`: every WAITING entry holding one becomes ADMITTED in one write,
+    and is told; so does any lower seq whose turn came while its join was still writing it.
+    `counted`: the turns as the turns' write left them. The entries admitted, lowest first."""
     now = now_ms()
     admitted = await repo.admit_through(rt.db, event_id, seq, counted.closed_through, now,
                                         now + rt.settings.checkout_expiry_seconds * 1000)
@@ -261,17 +267,17 @@ async def _admit_seq(rt: Runtime, event_id: str, seq: int, counted: turns.Turns)
         await _publish_entry(rt, entry)
     if admitted:
         await _publish_queue_changed(rt, event_id)
-    return next((e for e in admitted if e.seq == seq), None)
+    return admitted
 
 
-async def _pass_turn(rt: Runtime, event_id: str) -> QueueEntry | None:
-    """A slot came free: the next waiting buyer gets it (in the same write), or nobody waits
-    and it is free again. The entry admitted, if it was written yet."""
-    turn = await turns.move_on(rt.db, event_id, rt.settings.checkout_limit, freed=True)
+async def _pass_turns(rt: Runtime, event_id: str, freed: int = 1) -> list[QueueEntry]:
+    """`freed` slots came free: the next waiting buyers get them (in the same write), or
+    nobody waits and they are free again. The entries admitted that were written yet."""
+    turn = await turns.move_on(rt.db, event_id, rt.settings.checkout_limit, freed=freed, most=freed)
     if turn.seq is None:
-        return None
-    failpoints.reach("queue.turn_given")  # a crash here strands the turn: take_up_stranded_turns
-    return await _admit_seq(rt, event_id, turn.seq, turn.turns)
+        return []
+    failpoints.reach("queue.turn_given")  # a crash here strands the turns: take_up_stranded_turns
+    return await _admit_through(rt, event_id, turn.seq, turn.turns)
 
 
 async def _give_up_place(rt: Runtime, event_id: str, place: turns.Place) -> None:
@@ -285,7 +291,7 @@ async def _give_up_turn(rt: Runtime, event_id: str, seq: int, *, had_turn: bool)
     if not had_turn:
         had_turn = bool(await turns.skip(rt.db, event_id, seq))
     if had_turn:
-        await _pass_turn(rt, event_id)
+        await _pass_turns(rt, event_id)
 
 
 async def fill_free_slots(rt: Runtime, *, event_id: str, budget: int | None = None) -> list[QueueEntry]:
@@ -294,13 +300,12 @@ async def fill_free_slots(rt: Runtime, *, event_id: str, budget: int | None = No
     admitted: list[QueueEntry] = []
     given = 0
     while budget is None or given < budget:
-        turn = await turns.move_on(rt.db, event_id, rt.settings.checkout_limit, freed=False)
+        most = rt.settings.checkout_limit if budget is None else budget - given
+        turn = await turns.move_on(rt.db, event_id, rt.settings.checkout_limit, freed=0, most=most)
         if turn.seq is None:
             break
-        given += 1
-        entry = await _admit_seq(rt, event_id, turn.seq, turn.turns)
-        if entry is not None:
-            admitted.append(entry)
+        given += turn.given
+        admitted += await _admit_through(rt, event_id, turn.seq, turn.turns)
     return admitted
 
 
@@ -436,17 +441,40 @@ async def end_admission(rt: Runtime, entry: QueueEntry, to: QueueStatus, now: in
     return ended
 
 
-async def complete_admission(
-    rt: Runtime, *, event_id: str, user_id: str, session_id: str, entry: QueueEntry | None = None
-) -> None:
-    """After a purchase: the entry of that session becomes COMPLETED and hands its slot on
-    (`entry`: as the purchase read it; else it is read here)."""
+class Completion(NamedTuple):
+    """A purchase's claim on its admission: the buyer, the session that bought, and the
+    entry as the purchase read it (None: read it here)."""
+
+    user_id: str
+    session_id: str
+    entry: QueueEntry | None = None
+
+
+async def complete_admissions(rt: Runtime, *, event_id: str, completions: list[Completion]) -> None:
+    """After purchases of the event: the entry of each session becomes COMPLETED, and the
+    slots they free go on to the next buyers, one write for each step whatever the count."""
+    pending = list(completions)
     for attempt in range(2):  # a copy passed in may be stale: then look once more
-        if entry is None or attempt:
-            entry = await repo.get(rt.db, event_id, user_id)
-        if entry is None or entry.status is not QueueStatus.ADMITTED or entry.session_id != session_id:
+        unread = [c.user_id for c in pending if c.entry is None or attempt]
+        fresh = await repo.get_many(rt.db, event_id, unread) if unread else {}
+        claims = [(c, fresh.get(c.user_id) if c.entry is None or attempt else c.entry) for c in pending]
+        claims = [(c, e) for c, e in claims
+                  if e is not None and e.status is QueueStatus.ADMITTED and e.session_id == c.session_id]
+        if not claims:
             return
-        if await end_admission(rt, entry, QueueStatus.COMPLETED, now_ms()) is not None:
+        now = now_ms()
+        ended = await repo.complete_many(rt.db, [e for _, e in claims], now)
+        if ended:
+            await checkout.end_sessions(rt, entries=ended, status=CheckoutStatus.COMPLETED, now=now)
+            await rt.broker.publish_many([
+                (channels.entry(e.event_id, e.user_id),
+                 entry_message(e.model_copy(update={"status": QueueStatus.COMPLETED, "ended_at_utc": now})))
+                for e in ended])
+            await _pass_turns(rt, event_id, freed=len(ended))
+            await _publish_queue_changed(rt, event_id)
+        done = {e.id for e in ended}
+        pending = [c for c, e in claims if e.id not in done]
+        if not pending:
             return
 
 
