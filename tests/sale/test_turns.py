@@ -191,3 +191,23 @@ async def test_the_repair_counts_a_stranded_turn_as_a_held_slot(make_api, organi
     assert (await _entry(api, eid, "behind"))["status"] == "WAITING"
     admitted = await api.db.eventQueue.count_documents({"eventId": ObjectId(eid), "status": "ADMITTED"})
     assert admitted == (await turns.read(api.db, eid)).active == 2
+
+
+async def test_slots_freed_together_give_as_many_turns_in_one_write_stepping_over_skipped_seqs(make_api, organizer):
+    api = await make_api(checkout_limit=5)
+    event, _ = await on_sale_event(api, organizer)
+    eid = event["id"]
+    # Seqs 1..10 handed out; 1..3 had their turns; 4, 6 and 9 left before theirs; 5 slots held.
+    await api.db.events.update_one({"_id": ObjectId(eid)}, {"$set": {
+        "nextQueueSeq": 10, "admittedThrough": 3, "skippedSeqs": [4, 6, 9], "activeCheckouts": 5}})
+
+    three = await turns.move_on(api.db, eid, 5, freed=3, most=3)
+    assert (three.seq, three.given) == (8, 3)  # turns to 5, 7 and 8
+    assert (three.turns.through, three.turns.skipped, three.turns.active) == (8, (9,), 5)
+    # Two more slots free, but one buyer is left waiting (seq 10): one turn, one slot back.
+    rest = await turns.move_on(api.db, eid, 5, freed=2, most=2)
+    assert (rest.seq, rest.given) == (10, 1)
+    assert (rest.turns.through, rest.turns.skipped, rest.turns.active) == (10, (), 4)
+    # Nobody waits: a freed slot goes back to the pool.
+    none = await turns.move_on(api.db, eid, 5, freed=1, most=1)
+    assert (none.seq, none.given, none.turns.active) == (None, 0, 3)
