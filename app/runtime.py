@@ -48,8 +48,9 @@ class Runtime:
     settings: Settings
     broker: Broker
     scheduler: Scheduler = field(default_factory=NoScheduler)
-    # This process's joins, and reads of buyers' entries, waiting to go together (app/queue/groups.py).
+    # This process's joins, reads of buyers' entries and starts of checkout, waiting to go together (app/queue/groups.py).
     joins: Batches = field(default_factory=Batches)
     entry_reads: Batches = field(default_factory=Batches)
+    checkout_starts: Batches = field(default_factory=Batches)
     # Purchases whose stock was taken, waiting to be finished together (app/orders/endings.py).
     purchase_endings: Batches = field(default_factory=lambda: Batches(most=ENDINGS_PER_GROUP))

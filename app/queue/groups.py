@@ -8,7 +8,7 @@ one write (`turns.take_places`), and its entries written in one `insert_many`.
 A process that dies mid-group leaves seqs without entries, which the repair
 skips, as it does for a single join. The reads (a subscription's first look, a
 checkout's and a purchase's) are one `find` with `$in` on the (eventId, userId)
-index per group.
+index per group, and the starts of checkout one `update` command of many statements.
 """
 
 from __future__ import annotations
@@ -77,3 +77,15 @@ async def read_entries(event_id: str, reads: list[Read]) -> list[QueueEntry | No
     """The entries of a group of reads of one event, in one command."""
     found = await repo.get_many(reads[0].db, event_id, sorted({r.user_id for r in reads}))
     return [found.get(r.user_id) for r in reads]
+
+
+class CheckoutStart(NamedTuple):
+    """One request's start of checkout."""
+
+    db: AsyncDatabase
+    attach: repo.Attach
+
+
+async def attach_sessions(event_id: str, group: list[CheckoutStart]) -> list[QueueEntry | None]:
+    """The checkouts of a group of buyers of one event, started in one command."""
+    return await repo.attach_sessions(group[0].db, [a.attach for a in group])

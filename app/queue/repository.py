@@ -9,10 +9,10 @@ with the changes applied; an entry found by its seq is read back by it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from bson import ObjectId
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -142,22 +142,34 @@ async def complete_many(db: AsyncDatabase, entries: list[QueueEntry], now: int) 
     return [e for e in entries if e.id in ours]
 
 
-async def attach_session(
-    db: AsyncDatabase, event_id: str, user_id: str, session_id: ObjectId, now: int, expires_at: int
-) -> QueueEntry | None:
-    """Record the checkout started from the buyer's unexpired admission; only the first caller
-    wins. None if the buyer has no such admission (or it has a session already)."""
-    # Read, then write by _id: SecantusDB serves {eventId, userId} from its unique index only
-    # when nothing else is in the filter (with the guards beside it, it scanned the event's entries).
-    entry = await get(db, event_id, user_id)
-    if entry is None:
-        return None
-    attached = {"sessionId": session_id, "checkoutStartedAtUtc": now, "expiresAtUtc": expires_at}
-    result = await db.eventQueue.update_one(
-        {"_id": ObjectId(entry.id), "status": QueueStatus.ADMITTED.value, "sessionId": None, "expiresAtUtc": {"$gt": now}},
-        {"$set": attached},
-    )
-    return QueueEntry.from_doc(entry.to_doc() | attached) if result.modified_count else None
+class Attach(NamedTuple):
+    """A checkout to start from an ADMITTED entry, as read: its session and when it expires."""
+
+    entry: QueueEntry
+    session_id: ObjectId
+    now: int
+    expires_at: int
+
+
+async def attach_sessions(db: AsyncDatabase, attaches: list[Attach]) -> list[QueueEntry | None]:
+    """Record each checkout on its entry if the entry is still an unexpired admission with no
+    session, in one command; the entry after it, or None where another session came first."""
+    def guard(a: Attach) -> dict[str, Any]:
+        # By `_id` alone with plain guards: SecantusDB finds the entry by a point lookup.
+        return {"_id": ObjectId(a.entry.id), "status": QueueStatus.ADMITTED.value, "sessionId": None,
+                "expiresAtUtc": {"$gt": a.now}}
+
+    def attached(a: Attach) -> dict[str, Any]:
+        return {"sessionId": a.session_id, "checkoutStartedAtUtc": a.now, "expiresAtUtc": a.expires_at}
+
+    result = await db.eventQueue.bulk_write([UpdateOne(guard(a), {"$set": attached(a)}) for a in attaches], ordered=False)
+    if result.modified_count == len(attaches):
+        won = [True] * len(attaches)
+    else:  # some lost to another session: the stored session ids say which
+        ids = {"$in": [ObjectId(a.entry.id) for a in attaches]}
+        stored = {d["_id"]: d.get("sessionId") async for d in db.eventQueue.find({"_id": ids}, projection={"sessionId": 1})}
+        won = [stored.get(ObjectId(a.entry.id)) == a.session_id for a in attaches]
+    return [QueueEntry.from_doc(a.entry.to_doc() | attached(a)) if ok else None for a, ok in zip(attaches, won)]
 
 
 async def due(db: AsyncDatabase, now: int, limit: int, event_id: str | None = None) -> list[QueueEntry]:

@@ -553,20 +553,20 @@ async def start_checkout(rt: Runtime, *, actor: Viewer, event_id: str) -> Checko
     if event.status is EventStatus.CANCELLED:
         raise fail(ErrorCode.EVENT_CANCELLED, "the event is cancelled")
     for _ in range(5):
+        entry = await _admitted_entry(rt, event, user_id)
         now = now_ms()
+        if entry.session_id:
+            if entry.expires_at_utc > now:
+                return checkout.active_session(entry)
+            await _expire_if_due(rt, entry, now)
+            raise fail(ErrorCode.CHECKOUT_EXPIRED, "your checkout session has expired; join the queue again")
         # One guarded write to the entry starts the session (app/checkout/service.py).
-        attached = await repo.attach_session(rt.db, event.id, user_id, ObjectId(), now,
-                                             now + rt.settings.checkout_expiry_seconds * 1000)
+        attach = repo.Attach(entry, ObjectId(), now, now + rt.settings.checkout_expiry_seconds * 1000)
+        attached = await rt.checkout_starts.submit(event.id, groups.CheckoutStart(rt.db, attach), groups.attach_sessions)
         if attached is not None:
             await _schedule_expiry(rt, attached)
             await _publish_entry(rt, attached)
             return checkout.active_session(attached)
-        entry = await _admitted_entry(rt, event, user_id)
-        if entry.session_id:
-            if entry.expires_at_utc > now_ms():
-                return checkout.active_session(entry)
-            await _expire_if_due(rt, entry, now_ms())
-            raise fail(ErrorCode.CHECKOUT_EXPIRED, "your checkout session has expired; join the queue again")
     raise fail(ErrorCode.NOT_ADMITTED, "your place changed while starting checkout; try again")
 
 

@@ -81,3 +81,24 @@ async def test_reads_of_entries_arriving_together_are_one_find_and_see_earlier_w
     # A read asked for after a write is never answered from a group that started before it.
     await _join(rt, eid, "reader-10")
     assert (await queue.get_entry(rt, event_id=eid, user_id="reader-10")).seq == 11
+
+
+async def test_checkouts_started_together_are_one_write_and_a_twin_gets_the_same_session(make_api, organizer, command_counter):
+    api = await make_api(checkout_limit=10, db_listeners=[command_counter])
+    rt = api.app[RUNTIME]
+    event, _ = await on_sale_event(api, organizer)
+    eid = event["id"]
+    people = [f"starter-{i}" for i in range(8)]
+    await asyncio.gather(*(_join(rt, eid, u) for u in people))
+
+    command_counter.reset()
+    starts = [queue.start_checkout(rt, actor=Viewer(user_id=u), event_id=eid) for u in people + people[:2]]
+    sessions = await asyncio.gather(*starts)
+    # One read of the entries and one update of many statements for the group; the two twins
+    # lost their statement to the first start and read back which session won.
+    assert command_counter.targets.count("update eventQueue") <= 2, command_counter.targets
+    assert len(command_counter.commands) <= 5, command_counter.targets
+    assert [s.user_id for s in sessions] == people + people[:2]
+    assert sessions[8].id == sessions[0].id and sessions[9].id == sessions[1].id
+    stored = {d["userId"]: str(d["sessionId"]) async for d in api.db.eventQueue.find({"eventId": ObjectId(eid)})}
+    assert stored == {s.user_id: s.id for s in sessions}
