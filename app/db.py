@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 from pymongo.monitoring import CommandListener
 from pymongo.uri_parser import parse_uri
 
@@ -92,3 +94,21 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
 async def ping(db: AsyncDatabase) -> None:
     """Raise unless the database answers."""
     await db.command("ping")
+
+
+DUPLICATE_KEY = 11000
+
+
+async def insert_each(collection: AsyncCollection, docs: list[dict[str, Any]]) -> list[bool]:
+    """Insert the documents in one command; for each, whether it was written (False: a unique
+    index already holds its key). Any other refusal is raised."""
+    written = [True] * len(docs)
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as error:
+        failures = error.details.get("writeErrors", [])
+        if any(f.get("code") != DUPLICATE_KEY for f in failures):
+            raise
+        for failure in failures:
+            written[failure["index"]] = False
+    return written

@@ -48,9 +48,12 @@ class Runtime:
     settings: Settings
     broker: Broker
     scheduler: Scheduler = field(default_factory=NoScheduler)
-    # This process's joins, reads of buyers' entries and starts of checkout, waiting to go together (app/queue/groups.py).
+    # Calls waiting to go together in one command with others of their event (app/batches.py):
+    # joins, reads of buyers' entries and starts of checkout (app/queue/groups.py), and
+    # purchases' orders, stock takes and endings (app/orders/service.py, app/orders/endings.py).
     joins: Batches = field(default_factory=Batches)
     entry_reads: Batches = field(default_factory=Batches)
     checkout_starts: Batches = field(default_factory=Batches)
-    # Purchases whose stock was taken, waiting to be finished together (app/orders/endings.py).
+    order_inserts: Batches = field(default_factory=Batches)
+    stock_takes: Batches = field(default_factory=Batches)
     purchase_endings: Batches = field(default_factory=lambda: Batches(most=ENDINGS_PER_GROUP))

@@ -11,7 +11,7 @@ import logging
 import binascii
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from bson import ObjectId
 from bson.errors import InvalidId
@@ -360,6 +360,26 @@ async def reserve_inventory(
     """Sell `quantity` of a ticket type if that many remain (guarded: never oversells);
     whether that took the last ones, or None if refused. `total`: its quantityTotal, if known."""
     return await repo.reserve_inventory(db, ObjectId(ticket_type_id), quantity, total)
+
+
+class StockTake(NamedTuple):
+    """One purchase's take of a ticket type's stock: how many, of a type of `total`."""
+
+    db: AsyncDatabase
+    quantity: int
+    total: int
+
+
+async def reserve_together(ticket_type_id: str, takes: list[StockTake]) -> list[bool | None]:
+    """Takes of one ticket type that arrived together (app/batches.py): one guarded write for
+    all of them if their sum fits, else each on its own, in arrival order. For each, as
+    `reserve_inventory`: whether it took the last ones, or None if refused."""
+    db, total, oid = takes[0].db, takes[0].total, ObjectId(ticket_type_id)
+    if len(takes) > 1:
+        took_last = await repo.reserve_inventory(db, oid, sum(t.quantity for t in takes), total)
+        if took_last is not None:
+            return [False] * (len(takes) - 1) + [took_last]
+    return [await repo.reserve_inventory(db, oid, t.quantity, total) for t in takes]
 
 
 async def release_inventory(db: AsyncDatabase, *, ticket_type_id: str, quantity: int) -> None:

@@ -9,14 +9,14 @@ from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from app.db import DUPLICATE_KEY, insert_each
 from app.orders.models import IN_FLIGHT, Order, OrderState, TicketStatus, UserTicket
 
-DUPLICATE_KEY = 11000
 
-
-async def insert_order(db: AsyncDatabase, order: Order) -> None:
-    """DuplicateKeyError when the buyer already used this idempotency key."""
-    await db.orders.insert_one(order.to_doc())
+async def insert_orders(db: AsyncDatabase, orders: list[Order]) -> list[bool]:
+    """Insert the orders in one command; for each, whether it was written (False: its buyer
+    already used its idempotency key)."""
+    return await insert_each(db.orders, [o.to_doc() for o in orders])
 
 
 async def get_order(db: AsyncDatabase, order_id: str) -> Order | None:

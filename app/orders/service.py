@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from bson import ObjectId
-from pymongo.errors import DuplicateKeyError
+from pymongo.asynchronous.database import AsyncDatabase
 
 from app import metrics
 from app.auth import Viewer, require_user
@@ -101,9 +101,7 @@ async def purchase_tickets(
         # request, or a retry, with this key gets this same answer.
         order = order.model_copy(update={"state": OrderState.FAILED, "failure": Failure(
             code=shortage.code.value, message=shortage.message, field=shortage.field)})
-    try:
-        await repo.insert_order(rt.db, order)
-    except DuplicateKeyError:
+    if not await rt.order_inserts.submit(event.id, (rt.db, order), _insert_group):
         # This key was used before (a twin request, or an earlier checkout): its answer is ours.
         raced = await repo.get_by_key(rt.db, user_id, key)
         assert raced is not None
@@ -115,6 +113,12 @@ async def purchase_tickets(
     ran_out = await _reserve_all(rt, order, types)
     order, tickets = await finish_order(rt, order, stock_ran_out=ran_out, entry=entry)
     return Purchased(order, tickets)
+
+
+async def _insert_group(event_id: str, inserts: list[tuple[AsyncDatabase, Order]]) -> list[bool]:
+    """The orders of a group of purchases of one event, written in one command (app/batches.py);
+    for each, whether it was written (False: its key was used before)."""
+    return await repo.insert_orders(inserts[0][0], [order for _, order in inserts])
 
 
 def _holds_open_checkout(entry: QueueEntry | None) -> bool:
@@ -259,10 +263,9 @@ async def _reserve_all(rt: Runtime, order: Order, types: dict[str, EventTicket])
     ran_out = False
     # Always in the same order, so two buyers of the same pair of types cannot starve each other.
     for item in sorted(order.items, key=lambda i: i.ticket_type_id):
-        took_last = await catalog.reserve_inventory(
-            rt.db, ticket_type_id=item.ticket_type_id, quantity=item.quantity,
-            total=types[item.ticket_type_id].quantity_total,
-        )
+        # Taken together with the other purchases of this type in flight (one write if all fit).
+        take = catalog.StockTake(rt.db, item.quantity, types[item.ticket_type_id].quantity_total)
+        took_last = await rt.stock_takes.submit(item.ticket_type_id, take, catalog.reserve_together)
         if took_last is not None:
             taken.append(item)
             ran_out = ran_out or took_last

@@ -14,12 +14,11 @@ from typing import Any, NamedTuple
 from bson import ObjectId
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
+from app.db import insert_each
 from app.queue.models import QueueEntry, QueueStatus
 
 HISTORY_KEPT = 20
-_DUPLICATE_KEY = 11000
 # What a finished entry's place leaves behind, dropped when the entry takes a new place.
 _ENDED_FIELDS = ("admittedAtUtc", "cooldownUntilUtc", "sessionId", "checkoutStartedAtUtc", "endedAtUtc", "closedBy",
                  "admittedBy", "endedBy")
@@ -43,16 +42,7 @@ async def get_many(db: AsyncDatabase, event_id: str, user_ids: list[str]) -> dic
 async def insert_new(db: AsyncDatabase, docs: list[dict[str, Any]]) -> list[bool]:
     """Insert first entries in one command; for each, whether it was written (False: the
     buyer already has an entry for the event)."""
-    written = [True] * len(docs)
-    try:
-        await db.eventQueue.insert_many(docs, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != _DUPLICATE_KEY for e in errors):
-            raise
-        for error in errors:
-            written[error["index"]] = False
-    return written
+    return await insert_each(db.eventQueue, docs)
 
 
 async def restart(db: AsyncDatabase, old: QueueEntry, fresh: dict[str, Any]) -> QueueEntry | None:

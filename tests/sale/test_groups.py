@@ -11,6 +11,7 @@ from bson import ObjectId
 from app.appkeys import RUNTIME
 from app.auth import Viewer
 from app.catalog import turns
+from app.errors import DomainError
 from app.queue import repository as queue_repo
 from app.queue import service as queue
 from tests.factories import on_sale_event
@@ -102,3 +103,35 @@ async def test_checkouts_started_together_are_one_write_and_a_twin_gets_the_same
     assert sessions[8].id == sessions[0].id and sessions[9].id == sessions[1].id
     stored = {d["userId"]: str(d["sessionId"]) async for d in api.db.eventQueue.find({"eventId": ObjectId(eid)})}
     assert stored == {s.user_id: s.id for s in sessions}
+
+
+async def test_stock_taken_together_is_one_write_when_all_fit_and_first_come_first_served_when_not(make_api, organizer, command_counter):
+    from app.orders import service as orders
+    from tests.factories import ticket_type_input
+
+    api = await make_api(checkout_limit=20, db_listeners=[command_counter])
+    rt = api.app[RUNTIME]
+    event, (general,) = await on_sale_event(api, organizer, ticket_type_input(quantityTotal=7, maxPerPurchase=2))
+    eid = event["id"]
+    people = [f"taker-{i}" for i in range(6)]
+    await asyncio.gather(*(_join(rt, eid, u) for u in people))
+    await asyncio.gather(*(queue.start_checkout(rt, actor=Viewer(user_id=u), event_id=eid) for u in people))
+
+    async def buy(user: str, quantity: int) -> str:
+        item = orders.PurchaseItem(ticket_type_id=general["id"], quantity=quantity)
+        try:
+            await orders.purchase_tickets(rt, actor=Viewer(user_id=user), event_id=eid, items=[item], idempotency_key=user)
+        except DomainError as error:
+            return error.problems[0].code.value
+        return "bought"
+
+    # Three buyers of one ticket each: their takes fit, and go in one guarded write.
+    command_counter.reset()
+    assert await asyncio.gather(*(buy(u, 1) for u in people[:3])) == ["bought"] * 3
+    assert command_counter.targets.count("update eventTickets") == 1, command_counter.targets
+    # Three buyers of two with four left: the sum does not fit, so each is taken on its own in
+    # arrival order: the first two buy, the third is refused and nothing of theirs is kept.
+    assert await asyncio.gather(*(buy(u, 2) for u in people[3:])) == ["bought", "bought", "SOLD_OUT"]
+    stock = await api.db.eventTickets.find_one({"_id": ObjectId(general["id"])})
+    assert stock["quantitySold"] == 7
+    assert await api.db.userTickets.count_documents({"eventId": ObjectId(eid)}) == 7
