@@ -13,8 +13,11 @@ gives up (a client hangs up) cannot cancel the others' work.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
+
+log = logging.getLogger("app.batches")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -34,12 +37,24 @@ class Batches(Generic[T, R]):
 
     async def submit(self, key: str, item: T, run: Run) -> R:
         """The result for `item`, from the next batch of `key` (run by `run`)."""
+        # Shielded: a caller who gives up stops waiting, but the batch runs all the same.
+        return await asyncio.shield(self._enqueue(key, item, run))
+
+    def post(self, key: str, item: T, run: Run) -> None:
+        """As `submit`, for a caller who does not wait for the outcome: a failure is logged."""
+        self._enqueue(key, item, run).add_done_callback(_log_failure)
+
+    async def idle(self) -> None:
+        """Wait until every batch running or waiting has run (for tests and shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    def _enqueue(self, key: str, item: T, run: Run) -> asyncio.Future:
         answer = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(key, []).append((item, answer))
         if key not in self._tasks:
             self._tasks[key] = asyncio.create_task(self._drain(key, run))
-        # Shielded: a caller who gives up stops waiting, but the batch runs all the same.
-        return await asyncio.shield(answer)
+        return answer
 
     async def _drain(self, key: str, run: Run) -> None:
         try:
@@ -63,3 +78,8 @@ class Batches(Generic[T, R]):
             del self._tasks[key]
             if not self._waiting.get(key):
                 self._waiting.pop(key, None)
+
+
+def _log_failure(answer: asyncio.Future) -> None:
+    if not answer.cancelled() and answer.exception() is not None:
+        log.error("a batch posted without a waiter failed", exc_info=answer.exception())

@@ -56,4 +56,6 @@ class Runtime:
     checkout_starts: Batches = field(default_factory=Batches)
     order_inserts: Batches = field(default_factory=Batches)
     stock_takes: Batches = field(default_factory=Batches)
+    # Closings of sold-out queues, run after the purchase that sold out is answered.
+    closings: Batches = field(default_factory=Batches)
     purchase_endings: Batches = field(default_factory=lambda: Batches(most=ENDINGS_PER_GROUP))

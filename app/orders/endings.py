@@ -70,8 +70,9 @@ async def finish_group(event_id: str, endings: list[Ending]) -> list[Finished]:
         else:
             answers.append((stored or order, None))
     if any(e.stock_ran_out for e in endings):
-        # The last ticket closes the queue, before these buyers' slots are handed on to nobody's use.
-        await queue.refresh_status(rt, event_id=event_id)
+        # The last ticket closes the queue before these buyers' slots are handed on to nobody's
+        # use; the entries are closed after the buyers are answered.
+        await queue.refresh_status(rt, event_id=event_id, wait_for_closing=False)
     await queue.complete_admissions(rt, event_id=event_id, completions=[
         queue.Completion(e.order.user_id, e.order.session_id, e.entry)
         for e, answer in zip(endings, answers) if not isinstance(answer, DomainError)])

@@ -534,13 +534,27 @@ async def close_queue(rt: Runtime, *, event_id: str, cancelled: bool) -> list[Qu
     return closed
 
 
-async def refresh_status(rt: Runtime, *, event_id: str) -> EventStatus:
-    """Store the event's sale status as of now; a sell-out closes the queue (DESIGN section 3)."""
+async def refresh_status(rt: Runtime, *, event_id: str, wait_for_closing: bool = True) -> EventStatus:
+    """Store the event's sale status as of now; a sell-out closes the queue (DESIGN section 3).
+
+    Once the status is stored no turn is given, so the closing itself may run after
+    the caller is answered (`wait_for_closing=False`): a sale's last purchases do not
+    wait for thousands of entries to close. Should this process die first, the sweep
+    closes what is left (`take_up_stranded_turns`).
+    """
     event = await catalog.get_event(rt.db, event_id=event_id)
     status = await catalog.refresh_event_status(rt.db, event=event)
     if status is EventStatus.SOLD_OUT and event.status is not EventStatus.SOLD_OUT:
-        await close_queue(rt, event_id=event_id, cancelled=False)
+        if wait_for_closing:
+            await close_queue(rt, event_id=event_id, cancelled=False)
+        else:
+            rt.closings.post(event_id, rt, _close_sold_out)
     return status
+
+
+async def _close_sold_out(event_id: str, asks: list[Runtime]) -> list[None]:
+    await close_queue(asks[0], event_id=event_id, cancelled=False)  # once for every ask of the batch
+    return [None] * len(asks)
 
 
 # --- from admission to checkout -------------------------------------------------
