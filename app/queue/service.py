@@ -417,7 +417,8 @@ async def admit_where_possible(rt: Runtime) -> int:
 
 
 async def end_admission(rt: Runtime, entry: QueueEntry, to: QueueStatus, now: int) -> QueueEntry | None:
-    """End a live entry as COMPLETED, EXPIRED or LEFT; None if another request ended it first.
+    """End a live entry as EXPIRED or LEFT; None if another request ended it first. (A
+    purchase completes its entry with others, in `complete_admissions`.)
 
     An ADMITTED entry ends its checkout session and hands its slot to the next
     WAITING buyer; a WAITING one gives up its seq.
@@ -432,9 +433,8 @@ async def end_admission(rt: Runtime, entry: QueueEntry, to: QueueStatus, now: in
         return None
     if to is QueueStatus.EXPIRED:
         metrics.EXPIRIES.inc()
-    if entry.session_id:
-        outcome = CheckoutStatus.COMPLETED if to is QueueStatus.COMPLETED else CheckoutStatus.EXPIRED
-        await checkout.end_sessions(rt, entries=[entry], status=outcome, now=now)
+    if entry.session_id:  # a session left unused ends EXPIRED
+        await checkout.end_sessions(rt, entries=[entry], status=CheckoutStatus.EXPIRED, now=now)
     await _publish_entry(rt, ended)
     await _give_up_turn(rt, entry.event_id, entry.seq, had_turn=entry.status is QueueStatus.ADMITTED)
     await _publish_queue_changed(rt, entry.event_id)
