@@ -1,8 +1,9 @@
-"""`python -m bench`: run the rush scenarios, print the table, write the JSON; exit 1 if a guarantee broke.
+"""`python -m bench`: run the rush and reads scenarios, print the table, write the JSON; exit 1 if a guarantee broke.
 
     python -m bench                                  # the default set (what `make bench` runs)
     python -m bench --scenario rush-2api             # some of them
     python -m bench --buyers 40 --tickets 12 --apis 1  # one rush of your own
+    python -m bench --scenario reads                 # Q2 through the app against a bare handler
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.reads import ReadsConfig, reads_table, run_reads
 from bench.report import details, table, write_json
 from bench.rush import RushConfig, run_rush
 
@@ -27,6 +29,7 @@ SCENARIOS = {
     "rush-2api": RushConfig("rush-2api", apis=2),
     # Today this one takes minutes: bounded, and whoever is left waiting counts as "no answer".
     "rush-2000": RushConfig("rush-2000", buyers=2000, tickets=500, max_seconds=600.0),
+    "reads": ReadsConfig(),
 }
 
 
@@ -46,12 +49,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="sample the database and API processes with py-spy until the sell-out (needs py-spy)")
     parser.add_argument("--trace", action="store_true", default=None,
                         help="record every database command to commands.jsonl (slows the rush: for small runs)")
+    parser.add_argument("--read-seconds", type=float, help="seconds of load per round of the reads scenario (default 5)")
     parser.add_argument("--out", type=Path, default=Path(".data/bench"), help="logs and results (default .data/bench)")
     parser.add_argument("--json", type=Path, help="write the results here (default OUT/results-<time>.json)")
     return parser.parse_args(argv)
 
 
-def chosen(args: argparse.Namespace) -> list[RushConfig]:
+def chosen(args: argparse.Namespace) -> list[RushConfig | ReadsConfig]:
     """The scenarios to run, with the size flags applied; size flags alone make one custom rush."""
     overrides = {
         k: getattr(args, k) for k in ("buyers", "tickets", "checkout_limit", "apis", "buyer_processes", "grace_s",
@@ -64,7 +68,8 @@ def chosen(args: argparse.Namespace) -> list[RushConfig]:
         base = [RushConfig("rush")]
     else:
         base = list(SCENARIOS.values())
-    return [dataclasses.replace(c, **overrides) for c in base]
+    reads = {"seconds": args.read_seconds} if args.read_seconds else {}
+    return [dataclasses.replace(c, **(overrides if isinstance(c, RushConfig) else reads)) for c in base]
 
 
 def machine() -> dict:
@@ -92,11 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = (args.out / stamp).resolve()
     results, failed = [], False
     for config in chosen(args):
-        print(f"{config.name}: {config.buyers} buyers, {config.tickets} tickets, CHECKOUT_LIMIT {config.checkout_limit}, "
-              f"{config.apis} API process(es)...", flush=True)
+        if isinstance(config, ReadsConfig):
+            print(f"{config.name}: Q2 against a bare handler, {config.rounds} rounds of {config.seconds:g} s...", flush=True)
+        else:
+            print(f"{config.name}: {config.buyers} buyers, {config.tickets} tickets, CHECKOUT_LIMIT {config.checkout_limit}, "
+                  f"{config.apis} API process(es)...", flush=True)
         started = time.monotonic()
         try:
-            result = run_rush(config, run_dir / config.name)
+            result = (run_reads if isinstance(config, ReadsConfig) else run_rush)(config, run_dir / config.name)
         except KeyboardInterrupt:
             print("interrupted: everything started was stopped", file=sys.stderr)
             return 130
@@ -106,13 +114,19 @@ def main(argv: list[str] | None = None) -> int:
             failed = True
             continue
         results.append(result)
-        failed |= bool(result["checks"]["violations"])
+        failed |= bool(result.get("checks", {}).get("violations"))
         print(f"  done in {time.monotonic() - started:.0f}s", flush=True)
     if results:
-        print()
-        print(table(results))
+        rushes = [r for r in results if "checks" in r]
+        if rushes:
+            print()
+            print(table(rushes))
+            for result in rushes:
+                print(details(result))
         for result in results:
-            print(details(result))
+            if "ratio_q2_app_to_bare" in result:
+                print()
+                print(reads_table(result))
         path = args.json or args.out / f"results-{stamp}.json"
         write_json(results, path, machine() | {"measured_at": stamp})
         print(f"\nresults: {path}")
