@@ -42,7 +42,7 @@ class CatalogMutation:
             event = await catalog.create_event(ctx.db, actor=ctx.viewer, draft=input.to_draft())
         except DomainError as error:
             return EventPayload(errors=user_errors(error))
-        return EventPayload(event=Event(model=event))
+        return EventPayload(event=Event.from_model(event))
 
     @strawberry.mutation(description="M2, organizer: adds ticket types to an event; one per TicketType per event.")
     async def create_tickets(self, info: Info, input: CreateTicketsInput) -> CreateTicketsPayload:

@@ -19,7 +19,7 @@ class CatalogQuery:
         page = await catalog.list_events(
             info.context.db, filters=filter.to_args() if filter else None, first=20 if first is None else first, after=after
         )
-        edges = [EventEdge(cursor=catalog.encode_cursor(e), node=Event(model=e)) for e in page.events]
+        edges = [EventEdge(cursor=catalog.encode_cursor(e), node=Event.from_model(e)) for e in page.events]
         return EventConnection(
             edges=edges,
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=edges[-1].cursor if edges else after),
@@ -28,7 +28,10 @@ class CatalogQuery:
     @strawberry.field(description="Q2: one event with its ticket types; null when unknown.")
     async def event(self, info: Info, id: strawberry.ID) -> Event | None:
         found = await catalog.find_event(info.context.db, event_id=str(id))
-        return Event(model=found) if found else None
+        if found is None:
+            return None
+        # Read with the event: every field of it is then an attribute, with nothing to await.
+        return Event.from_model(found, tickets=await info.context.ticket_types.load(found.id))
 
     @strawberry.field(
         description="Q5: full-text search over title, artist, venue and city, best match first (limit <= 100)."
@@ -43,7 +46,7 @@ class CatalogQuery:
     ) -> list[Event]:
         found = await catalog.search_events(info.context.db, query=query, status=status, city=city, limit=20 if limit is None else limit
         )
-        return [Event(model=e) for e in found]
+        return [Event.from_model(e) for e in found]
 
     @strawberry.field
     async def venue(self, info: Info, id: strawberry.ID) -> Venue | None:

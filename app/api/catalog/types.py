@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import strawberry
@@ -12,6 +14,8 @@ from app.api.errors import UserError
 from app.api.scalars import DateTime, ms_to_datetime
 from app.catalog import models
 from app.timeutil import from_ms, now_ms
+
+T = TypeVar("T")
 
 EventStatus = strawberry.enum(models.EventStatus, name="EventStatus")
 TicketType = strawberry.enum(models.TicketType, name="TicketType")
@@ -94,68 +98,59 @@ class EventTicket:
 
 @strawberry.type
 class Event:
+    # Plain fields, filled once from the model: graphql-core reads them as attributes,
+    # where a resolver per field cost Strawberry's whole resolver path on every request
+    # (11 of Q2's 15 resolvers; docs/BENCHMARKS.md, reads).
     model: strawberry.Private[models.Event]
+    id: strawberry.ID
+    title: str
+    description: str | None
+    artist_id: strawberry.ID
+    artist_name: str
+    venue: VenueSnapshot
+    starts_at: DateTime  # type: ignore[valid-type]
+    ends_at: DateTime | None  # type: ignore[valid-type]
+    timezone: str = strawberry.field(description="The venue's IANA time zone, snapshotted.")
+    starts_at_local: str = strawberry.field(
+        description="startsAt in the venue's zone with its offset, e.g. 2027-03-01T20:30:00+01:00")
+    created_at: DateTime  # type: ignore[valid-type]
+    # The ticket types, when the query that found the event read them with it (Q2); else
+    # each field below loads them through the request's DataLoader (lists of events).
+    tickets: strawberry.Private[list[models.EventTicket] | None] = None
+
+    @classmethod
+    def from_model(cls, e: models.Event, tickets: list[models.EventTicket] | None = None) -> Event:
+        local: datetime = from_ms(e.start_at_utc).astimezone(ZoneInfo(e.venue.timezone))
+        return cls(
+            model=e, id=strawberry.ID(e.id), title=e.title, description=e.description,
+            artist_id=strawberry.ID(e.artist_id), artist_name=e.artist_name, venue=VenueSnapshot.from_model(e.venue),
+            starts_at=from_ms(e.start_at_utc), ends_at=ms_to_datetime(e.end_at_utc), timezone=e.venue.timezone,
+            starts_at_local=local.isoformat(timespec="seconds"), created_at=from_ms(e.created_at_utc), tickets=tickets,
+        )
 
     @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(self.model.id)
+    def status(self, info: Info) -> EventStatus:  # type: ignore[valid-type]
+        return self._from_tickets(info, lambda tickets: models.derive_status(self.model.status, tickets, now_ms()))
 
     @strawberry.field
-    def title(self) -> str:
-        return self.model.title
-
-    @strawberry.field
-    def description(self) -> str | None:
-        return self.model.description
-
-    @strawberry.field
-    def artist_id(self) -> strawberry.ID:
-        return strawberry.ID(self.model.artist_id)
-
-    @strawberry.field
-    def artist_name(self) -> str:
-        return self.model.artist_name
-
-    @strawberry.field
-    def venue(self) -> VenueSnapshot:
-        return VenueSnapshot.from_model(self.model.venue)
-
-    @strawberry.field
-    def starts_at(self) -> DateTime:  # type: ignore[valid-type]
-        return from_ms(self.model.start_at_utc)
-
-    @strawberry.field
-    def ends_at(self) -> DateTime | None:  # type: ignore[valid-type]
-        return ms_to_datetime(self.model.end_at_utc)
-
-    @strawberry.field(description="The venue's IANA time zone, snapshotted.")
-    def timezone(self) -> str:
-        return self.model.venue.timezone
-
-    @strawberry.field(description="startsAt in the venue's zone with its offset, e.g. 2027-03-01T20:30:00+01:00")
-    def starts_at_local(self) -> str:
-        local: datetime = from_ms(self.model.start_at_utc).astimezone(ZoneInfo(self.model.venue.timezone))
-        return local.isoformat(timespec="seconds")
-
-    @strawberry.field
-    async def status(self, info: Info) -> EventStatus:  # type: ignore[valid-type]
-        tickets = await info.context.ticket_types.load(self.model.id)
-        return models.derive_status(self.model.status, tickets, now_ms())
-
-    @strawberry.field
-    async def ticket_types(self, info: Info) -> list[EventTicket]:
-        tickets = await info.context.ticket_types.load(self.model.id)
+    def ticket_types(self, info: Info) -> list[EventTicket]:
         cancelled = self.model.status is models.EventStatus.CANCELLED
-        return [EventTicket.from_model(t, event_cancelled=cancelled) for t in tickets]
+        return self._from_tickets(info, lambda tickets: [EventTicket.from_model(t, event_cancelled=cancelled) for t in tickets])
 
     @strawberry.field
-    async def tickets_remaining(self, info: Info) -> int:
-        tickets = await info.context.ticket_types.load(self.model.id)
-        return sum(t.quantity_remaining for t in tickets)
+    def tickets_remaining(self, info: Info) -> int:
+        return self._from_tickets(info, lambda tickets: sum(t.quantity_remaining for t in tickets))
 
-    @strawberry.field
-    def created_at(self) -> DateTime:  # type: ignore[valid-type]
-        return from_ms(self.model.created_at_utc)
+    def _from_tickets(self, info: Info, answer: Callable[[list[models.EventTicket]], T]) -> T | Awaitable[T]:
+        """`answer` of the event's ticket types: at once if they came with the event (no task,
+        no await for graphql-core to gather), else once the request's DataLoader has them."""
+        if self.tickets is not None:
+            return answer(self.tickets)
+
+        async def later() -> T:
+            return answer(await info.context.ticket_types.load(self.model.id))
+
+        return later()
 
 
 @strawberry.type

@@ -119,7 +119,7 @@ class SaleMutation:
         except DomainError as error:
             return EventPayload(errors=user_errors(error))
         info.context.ticket_types.clear_all()
-        return EventPayload(event=Event(model=event))
+        return EventPayload(event=Event.from_model(event))
 
 
 @strawberry.type

@@ -50,7 +50,7 @@ class CheckoutStatus(Enum):
 async def _ticket_event(root: UserTicket, info: Info) -> Event:
     event = await info.context.events.load(str(root.event_id))
     assert event is not None, "a ticket's event is never deleted"
-    return Event(model=event)
+    return Event.from_model(event)
 
 
 async def _order_tickets(root: Order, info: Info) -> list[UserTicket]:
