@@ -30,14 +30,23 @@ class Context:
     response: Any = None
     # Set by Strawberry on websockets from the `connection_init` payload.
     connection_params: dict[str, Any] | None = None
-    ticket_types: DataLoader[str, list[EventTicket]] = field(init=False)
-    events: DataLoader[str, Event | None] = field(init=False)
+    _ticket_types: DataLoader[str, list[EventTicket]] | None = field(default=None, init=False, repr=False)
+    _events: DataLoader[str, Event | None] | None = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        # On a websocket the context lives as long as the connection, so
-        # subscriptions read through the feeds, never through these caches.
-        self.ticket_types = DataLoader(load_fn=lambda ids: catalog.ticket_types_for_events(self.db, list(ids)))
-        self.events = DataLoader(load_fn=lambda ids: catalog.events_by_ids(self.db, list(ids)))
+    # Made on first use: most requests need neither. On a websocket the context lives as long
+    # as the connection, so subscriptions read through the feeds, never through these caches.
+
+    @property
+    def ticket_types(self) -> DataLoader[str, list[EventTicket]]:
+        if self._ticket_types is None:
+            self._ticket_types = DataLoader(load_fn=lambda ids: catalog.ticket_types_for_events(self.db, list(ids)))
+        return self._ticket_types
+
+    @property
+    def events(self) -> DataLoader[str, Event | None]:
+        if self._events is None:
+            self._events = DataLoader(load_fn=lambda ids: catalog.events_by_ids(self.db, list(ids)))
+        return self._events
 
 
 Info = StrawberryInfo[Context, None]

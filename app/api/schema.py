@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Iterable
+from functools import lru_cache
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, execute, get_operation_ast, parse, specified_rules, validate
+from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+from strawberry.utils.await_maybe import await_maybe
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -27,6 +33,8 @@ from app.api.sale.schema import SaleMutation, SaleQuery, Subscription
 MAX_DEPTH = 10
 MAX_ALIASES = 30
 MAX_TOKENS = 2000
+# Documents kept parsed and validated for the fast path (`Schema.execute`).
+PREPARED_DOCUMENTS = 1000
 
 
 @strawberry.type
@@ -44,15 +52,60 @@ class Schema(strawberry.Schema):
 
     Errors are rewritten here rather than in an extension because parse
     errors never reach an extension's result.
+
+    A query or mutation whose document was seen before and passed every check
+    is executed by graphql-core directly, without Strawberry's extension
+    machinery around it: per request that machinery (an instance of each
+    extension, their context managers, the execution context) cost about as
+    much as executing Q2 itself (docs/BENCHMARKS.md, reads). Its first
+    sighting, and every document that fails a check, still takes Strawberry's
+    path, which answers the refusal.
     """
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         log_errors(errors)
 
-    async def execute(self, *args: Any, **kwargs: Any) -> Any:
-        result = await super().execute(*args, **kwargs)
+    def __init__(self, *args: Any, fast_rules: list[type[ASTValidationRule]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._fast_rules = [*specified_rules, *fast_rules]
+        self._prepared = lru_cache(maxsize=PREPARED_DOCUMENTS)(self._prepare)
+
+    async def execute(  # noqa: PLR0917 - Strawberry's signature
+        self, query: str | None, variable_values: dict[str, Any] | None = None, context_value: Any = None,
+        root_value: Any = None, operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> Any:
+        """A document seen before, valid and of an allowed kind, goes straight to graphql-core;
+        anything else (its first sighting, a refusal, an error) takes Strawberry's whole path."""
+        prepared = self._prepared(query, operation_name) if isinstance(query, str) else None
+        allowed = DEFAULT_ALLOWED_OPERATION_TYPES if allowed_operation_types is None else allowed_operation_types
+        if prepared is None or prepared[1] not in allowed or operation_extensions:
+            result = await super().execute(query, variable_values, context_value, root_value, operation_name,
+                                           allowed_operation_types, operation_extensions)
+        else:
+            done = await await_maybe(execute(
+                self._schema, prepared[0], root_value=root_value, context_value=context_value,
+                variable_values=variable_values, operation_name=operation_name,
+                executor_class=self.execution_context_class, is_awaitable=optimized_is_awaitable,
+            ))
+            if done.errors:
+                self.process_errors(done.errors)
+            result = ExecutionResult(data=done.data, errors=done.errors)
         make_public(result)
         return result
+
+    def _prepare(self, query: str, operation_name: str | None) -> tuple[DocumentNode, OperationType] | None:
+        """The parsed document and its operation's kind, if it parses within the token limit
+        and passes every validation rule of the full path; else None."""
+        try:
+            document = parse(query, max_tokens=MAX_TOKENS)
+        except GraphQLError:
+            return None
+        operation = get_operation_ast(document, operation_name)
+        if operation is None or validate(self._schema, document, self._fast_rules):
+            return None
+        return document, OperationType(operation.operation.value)
 
     async def stream(self, *args: Any, **kwargs: Any) -> Any:
         return _public_stream(await super().stream(*args, **kwargs))
@@ -67,18 +120,16 @@ async def _public_stream(source: Any) -> AsyncGenerator[Any, None]:
         await source.aclose()
 
 
-def fixed_validation_rules(*limiters: AddValidationRules) -> Callable[[], AddValidationRules]:
-    """A factory adding the limiters' rules, the same rule classes on every request.
+def limit_rules(*limiters: AddValidationRules) -> list[type[ASTValidationRule]]:
+    """The limiters' validation rules, built once: the same classes on every request.
 
     `QueryDepthLimiter` and `MaxAliasesLimiter` build a new rule class each
     time one is constructed, and `ValidationCache` keys its LRU cache on the
     rule classes: a factory such as `lambda: QueryDepthLimiter(max_depth=10)`
     gives every request a different key, so every request ran graphql-core's
-    `validate` again (DESIGN section 6). The limiters are built once here, and
-    each request gets a fresh extension that adds these same classes.
+    `validate` again (DESIGN section 6).
     """
-    rules = [rule for limiter in limiters for rule in limiter.validation_rules]
-    return lambda: AddValidationRules(rules)
+    return [rule for limiter in limiters for rule in limiter.validation_rules]
 
 
 def build_schema(max_depth: int = MAX_DEPTH) -> Schema:
@@ -89,17 +140,16 @@ def build_schema(max_depth: int = MAX_DEPTH) -> Schema:
     caches' LRU); a refused document stays refused, since its errors are what
     the validation cache keeps.
     """
+    limits = limit_rules(QueryDepthLimiter(max_depth=max_depth), MaxAliasesLimiter(max_alias_count=MAX_ALIASES))
     return Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(scalar_map={DateTime: DATETIME_SCALAR}),
         execution_context_class=Executor,
+        fast_rules=limits,
         extensions=[
-            fixed_validation_rules(
-                QueryDepthLimiter(max_depth=max_depth),
-                MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-            ),
+            lambda: AddValidationRules(limits),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             ParserCache,
             ValidationCache,

@@ -106,7 +106,7 @@ async def ticket_types_by_event(db: AsyncDatabase, event_ids: list[ObjectId]) ->
     # An event has at most one type of each kind: size the batch so that a full
     # page of events never needs a getMore (the server's default first batch is 101).
     cursor = (
-        db.eventTickets.find({"eventId": {"$in": event_ids}})
+        db.eventTickets.find({"eventId": event_ids[0] if len(event_ids) == 1 else {"$in": event_ids}})
         .sort([("saleStartsAtUtc", ASCENDING), ("_id", ASCENDING)])
         .batch_size(max(101, len(event_ids) * len(TicketType)))
     )

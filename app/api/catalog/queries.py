@@ -31,7 +31,7 @@ class CatalogQuery:
         if found is None:
             return None
         # Read with the event: every field of it is then an attribute, with nothing to await.
-        return Event.from_model(found, tickets=await info.context.ticket_types.load(found.id))
+        return Event.from_model(found, tickets=await catalog.ticket_types_of_event(info.context.db, event_id=found.id))
 
     @strawberry.field(
         description="Q5: full-text search over title, artist, venue and city, best match first (limit <= 100)."
