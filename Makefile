@@ -26,7 +26,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
-## The sale-day rush of DESIGN section 7 on the embedded default (docs/BENCHMARKS.md); BENCH_ARGS="--scenario rush-1api" picks.
+## The sale-day rush and the reads scenario of DESIGN section 7 on the embedded default (docs/BENCHMARKS.md); BENCH_ARGS="--scenario reads" picks.
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 

@@ -50,3 +50,23 @@ def test_a_small_rush_prints_every_figure_and_keeps_the_guarantees(tmp_path: Pat
     # No oversell, unique ticket numbers and codes, no slot above the limit.
     assert checks["violations"] == [], checks["violations"]
     assert counts["active_checkouts"] <= 50
+
+
+def test_the_reads_scenario_measures_q2_against_the_bare_handler(tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--scenario", "reads", "--read-seconds", "1", "--out", str(tmp_path),
+         "--json", str(results)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
+    )
+    assert run.returncode == 0, f"stdout:\n{run.stdout[-4000:]}\nstderr:\n{run.stderr[-4000:]}"
+    for label in ("Q2 event(id) through the app", "bare aiohttp handler", "app / bare", "{ __typename }"):
+        assert label in run.stdout, f"{label!r} not printed:\n{run.stdout}"
+
+    (result,) = json.loads(results.read_text())["results"]
+    medians = result["medians"]
+    # Every target answered, without a failed response, in every round.
+    assert set(medians) == {"app_q2", "bare_q2", "app_typename"}
+    assert all(len(runs) == 3 for runs in result["rounds"].values())
+    assert all(m["requests_per_s"] > 0 and m["failures"] == 0 for m in medians.values()), medians
+    assert result["ratio_q2_app_to_bare"] == medians["app_q2"]["requests_per_s"] / medians["bare_q2"]["requests_per_s"]
