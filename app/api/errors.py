@@ -15,10 +15,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import strawberry
 from graphql import GraphQLError
 
 from app.errors import DomainError, ErrorCode, Problem
+
+T = TypeVar("T")
+P = TypeVar("P")
 
 log = logging.getLogger("app.api")
 
@@ -42,6 +48,17 @@ class UserError:
 
 def user_errors(error: DomainError) -> list[UserError]:
     return [UserError.from_problem(p) for p in error.problems]
+
+
+async def answer(payload: Callable[..., P], work: Callable[[], Awaitable[T]], build: Callable[[T], P]) -> P:
+    """A mutation's payload: `build` of what `work` returns, or `payload(errors=...)` with the
+    problems of the DomainError it raised (`work` is called here, so a DomainError raised
+    while reading the input is answered the same way)."""
+    try:
+        done = await work()
+    except DomainError as error:
+        return payload(errors=user_errors(error))
+    return build(done)
 
 
 def is_internal(error: GraphQLError) -> bool:

@@ -7,9 +7,8 @@ import strawberry
 from app.api.catalog.inputs import CreateEventInput, CreateTicketsInput, CreateVenueInput, UpdateVenueInput
 from app.api.catalog.types import CreateTicketsPayload, Event, EventPayload, EventTicket, Venue, VenuePayload
 from app.api.context import Info
-from app.api.errors import user_errors
+from app.api.errors import answer
 from app.catalog import service as catalog
-from app.errors import DomainError
 
 
 @strawberry.type
@@ -17,20 +16,15 @@ class CatalogMutation:
     @strawberry.mutation(description="Organizer.")
     async def create_venue(self, info: Info, input: CreateVenueInput) -> VenuePayload:
         ctx = info.context
-        try:
-            venue = await catalog.create_venue(ctx.db, actor=ctx.viewer, draft=input.to_draft())
-        except DomainError as error:
-            return VenuePayload(errors=user_errors(error))
-        return VenuePayload(venue=Venue.from_model(venue))
+        return await answer(VenuePayload, lambda: catalog.create_venue(ctx.db, actor=ctx.viewer, draft=input.to_draft()),
+                            lambda venue: VenuePayload(venue=Venue.from_model(venue)))
 
     @strawberry.mutation(description="Organizer who created the venue: edits it; existing events keep their snapshot.")
     async def update_venue(self, info: Info, id: strawberry.ID, input: UpdateVenueInput) -> VenuePayload:
         ctx = info.context
-        try:
-            venue = await catalog.update_venue(ctx.db, actor=ctx.viewer, venue_id=str(id), draft=input.to_draft())
-        except DomainError as error:
-            return VenuePayload(errors=user_errors(error))
-        return VenuePayload(venue=Venue.from_model(venue))
+        return await answer(
+            VenuePayload, lambda: catalog.update_venue(ctx.db, actor=ctx.viewer, venue_id=str(id), draft=input.to_draft()),
+            lambda venue: VenuePayload(venue=Venue.from_model(venue)))
 
     @strawberry.mutation(
         description="M1, organizer: snapshots the venue; a second event with the same artist, venue, start and "
@@ -38,26 +32,19 @@ class CatalogMutation:
     )
     async def create_event(self, info: Info, input: CreateEventInput) -> EventPayload:
         ctx = info.context
-        try:
-            event = await catalog.create_event(ctx.db, actor=ctx.viewer, draft=input.to_draft())
-        except DomainError as error:
-            return EventPayload(errors=user_errors(error))
-        return EventPayload(event=Event.from_model(event))
+        return await answer(EventPayload, lambda: catalog.create_event(ctx.db, actor=ctx.viewer, draft=input.to_draft()),
+                            lambda event: EventPayload(event=Event.from_model(event)))
 
     @strawberry.mutation(description="M2, organizer: adds ticket types to an event; one per TicketType per event.")
     async def create_tickets(self, info: Info, input: CreateTicketsInput) -> CreateTicketsPayload:
         ctx = info.context
-        try:
-            tickets = await catalog.create_ticket_types(
-                ctx.db,
-                actor=ctx.viewer,
-                event_id=str(input.event_id),
-                drafts=[t.to_draft() for t in input.ticket_types],
-                max_per_purchase=ctx.settings.max_tickets_per_purchase,
-                scheduler=ctx.runtime.scheduler,
-            )
-        except DomainError as error:
-            return CreateTicketsPayload(errors=user_errors(error))
-        ctx.ticket_types.clear_all()  # a later field of this request must see the new types
-        # The service refuses cancelled events, so these types belong to a live one.
-        return CreateTicketsPayload(ticket_types=[EventTicket.from_model(t, event_cancelled=False) for t in tickets])
+
+        def created(tickets: list) -> CreateTicketsPayload:
+            ctx.ticket_types.clear_all()  # a later field of this request must see the new types
+            # The service refuses cancelled events, so these types belong to a live one.
+            return CreateTicketsPayload(ticket_types=[EventTicket.from_model(t, event_cancelled=False) for t in tickets])
+
+        return await answer(CreateTicketsPayload, lambda: catalog.create_ticket_types(
+            ctx.db, actor=ctx.viewer, event_id=str(input.event_id), drafts=[t.to_draft() for t in input.ticket_types],
+            max_per_purchase=ctx.settings.max_tickets_per_purchase, scheduler=ctx.runtime.scheduler,
+        ), created)

@@ -9,7 +9,7 @@ import strawberry
 
 from app.api.catalog.types import Event, EventPayload, EventTicket
 from app.api.context import Info
-from app.api.errors import user_errors
+from app.api.errors import answer
 from app.api.sale.types import (
     CheckInPayload,
     CheckoutPayload,
@@ -24,9 +24,9 @@ from app.api.sale.types import (
 )
 from app.auth import require_user
 from app.catalog import service as catalog
+from app.catalog.models import Event as DomainEvent
 from app.catalog.models import EventStatus as DomainEventStatus
 from app.checkin import service as checkin
-from app.errors import DomainError
 from app.orders import service as orders
 from app.pubsub import channels
 from app.queue import models as queue_models
@@ -62,64 +62,52 @@ class SaleMutation:
         "cooldown is over."
     )
     async def join_queue(self, info: Info, event_id: strawberry.ID) -> QueuePayload:
-        rt = info.context.runtime
-        try:
-            joined = await queue.join_queue(rt, actor=info.context.viewer, event_id=str(event_id))
-        except DomainError as error:
-            return QueuePayload(errors=user_errors(error))
-        return QueuePayload(entry=QueueEntry.from_model(joined.entry, joined.position))
+        return await answer(
+            QueuePayload, lambda: queue.join_queue(info.context.runtime, actor=info.context.viewer, event_id=str(event_id)),
+            lambda joined: QueuePayload(entry=QueueEntry.from_model(joined.entry, joined.position)))
 
     @strawberry.mutation(description="M4: marks the entry LEFT and starts the rejoin cooldown.")
     async def leave_queue(self, info: Info, event_id: strawberry.ID) -> QueuePayload:
-        try:
-            entry = await queue.leave_queue(info.context.runtime, actor=info.context.viewer, event_id=str(event_id))
-        except DomainError as error:
-            return QueuePayload(errors=user_errors(error))
-        return QueuePayload(entry=QueueEntry.from_model(entry, None))
+        return await answer(
+            QueuePayload, lambda: queue.leave_queue(info.context.runtime, actor=info.context.viewer, event_id=str(event_id)),
+            lambda entry: QueuePayload(entry=QueueEntry.from_model(entry, None)))
 
     @strawberry.mutation(description="M5: needs the viewer's ACTIVE checkout session for the event; never oversells.")
     async def purchase_tickets(self, info: Info, input: PurchaseTicketsInput) -> PurchasePayload:
-        try:
-            purchased = await orders.purchase_tickets(
-                info.context.runtime,
-                actor=info.context.viewer,
-                event_id=str(input.event_id),
-                items=[orders.PurchaseItem(str(i.ticket_type_id), i.quantity) for i in input.items],
-                idempotency_key=input.idempotency_key,
-            )
-        except DomainError as error:
-            return PurchasePayload(errors=user_errors(error))
-        return PurchasePayload(order=Order.from_model(purchased.order, purchased.tickets))
+        return await answer(PurchasePayload, lambda: orders.purchase_tickets(
+            info.context.runtime,
+            actor=info.context.viewer,
+            event_id=str(input.event_id),
+            items=[orders.PurchaseItem(str(i.ticket_type_id), i.quantity) for i in input.items],
+            idempotency_key=input.idempotency_key,
+        ), lambda purchased: PurchasePayload(order=Order.from_model(purchased.order, purchased.tickets)))
 
     @strawberry.mutation(
         description="M6: needs the viewer's ADMITTED queue entry; at most CHECKOUT_LIMIT sessions per event hold "
         "a slot at once."
     )
     async def start_checkout(self, info: Info, event_id: strawberry.ID) -> CheckoutPayload:
-        try:
-            session = await queue.start_checkout(info.context.runtime, actor=info.context.viewer, event_id=str(event_id))
-        except DomainError as error:
-            return CheckoutPayload(errors=user_errors(error))
-        return CheckoutPayload(session=CheckoutSession.from_model(session))
+        return await answer(
+            CheckoutPayload, lambda: queue.start_checkout(info.context.runtime, actor=info.context.viewer, event_id=str(event_id)),
+            lambda session: CheckoutPayload(session=CheckoutSession.from_model(session)))
 
     @strawberry.mutation(description="Gate staff: VALID -> USED exactly once; a second scan is TICKET_ALREADY_USED.")
     async def check_in_ticket(self, info: Info, confirmation_code: str) -> CheckInPayload:
-        try:
-            ticket = await checkin.check_in(
-                info.context.runtime, actor=info.context.viewer, confirmation_code=confirmation_code
-            )
-        except DomainError as error:
-            return CheckInPayload(errors=user_errors(error))
-        return CheckInPayload(ticket=UserTicket.from_model(ticket))
+        return await answer(
+            CheckInPayload,
+            lambda: checkin.check_in(info.context.runtime, actor=info.context.viewer, confirmation_code=confirmation_code),
+            lambda ticket: CheckInPayload(ticket=UserTicket.from_model(ticket)))
 
     @strawberry.mutation(description="Organizer: the event becomes CANCELLED and its queue and sessions close.")
     async def cancel_event(self, info: Info, event_id: strawberry.ID) -> EventPayload:
-        try:
-            event = await cancellation.cancel_event(info.context.runtime, actor=info.context.viewer, event_id=str(event_id))
-        except DomainError as error:
-            return EventPayload(errors=user_errors(error))
-        info.context.ticket_types.clear_all()
-        return EventPayload(event=Event.from_model(event))
+        def cancelled(event: DomainEvent) -> EventPayload:
+            info.context.ticket_types.clear_all()
+            return EventPayload(event=Event.from_model(event))
+
+        return await answer(
+            EventPayload,
+            lambda: cancellation.cancel_event(info.context.runtime, actor=info.context.viewer, event_id=str(event_id)),
+            cancelled)
 
 
 @strawberry.type
