@@ -124,3 +124,29 @@ async def session_status(api: ApiClient, session_id: str) -> str:
     holder = await api.db.eventQueue.find_one({"sessionId": ObjectId(session_id)})
     assert holder is not None and holder["status"] == "ADMITTED", (session_id, holder)
     return "ACTIVE"
+
+
+# --- a buyer's steps, one argument order: (api, token, event_id, ...) ------------------------
+
+
+def codes(payload: dict) -> list[str]:
+    """The codes of a payload's UserErrors, in order."""
+    return [e["code"] for e in payload["errors"]]
+
+
+async def checkout(api: ApiClient, token: str, event_id: str) -> dict:
+    """Join the queue (a slot must be free) and start checkout; the ACTIVE session."""
+    entry = (await api.ok("JoinQueue", {"eventId": event_id}, token))["entry"]
+    assert entry["status"] == "ADMITTED", entry
+    return (await api.ok("StartCheckout", {"eventId": event_id}, token))["session"]
+
+
+def buy_input(event_id: str, items: list[tuple[str, int]], key: str = "key-1") -> dict:
+    """PurchaseTickets' variables for (ticket type id, quantity) items."""
+    return {"input": {"eventId": event_id, "idempotencyKey": key,
+                      "items": [{"ticketTypeId": t, "quantity": q} for t, q in items]}}
+
+
+async def buy(api: ApiClient, token: str, event_id: str, items: list[tuple[str, int]], key: str = "key-1") -> dict:
+    """A purchase that must succeed; its order."""
+    return (await api.ok("PurchaseTickets", buy_input(event_id, items, key), token))["order"]

@@ -39,6 +39,7 @@ from typing import Any
 import aiohttp
 
 from app.auth import issue_token
+from tests.factories import codes
 
 DOCUMENTS = Path(__file__).resolve().parents[2] / "graphql"
 LOSING_CODES = {"SOLD_OUT", "INSUFFICIENT_INVENTORY"}
@@ -93,8 +94,6 @@ class Crowd:
         return value
 
 
-def codes(payload: dict) -> list[str]:
-    return [e["code"] for e in payload["errors"]]
 
 
 def order_summary(order: dict) -> dict:

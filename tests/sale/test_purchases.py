@@ -26,6 +26,7 @@ from tests.factories import (
     session_status,
     ticket_type_input,
 )
+from tests.factories import buy, buy_input, checkout, codes
 
 STAFF = make_token("gate-1", "staff")
 STAFF_2 = make_token("gate-2", "staff")
@@ -34,17 +35,10 @@ STAFF_2 = make_token("gate-2", "staff")
 # --- helpers ---------------------------------------------------------------------------
 
 
-def codes(payload: dict) -> list[str]:
-    return [e["code"] for e in payload["errors"]]
 
 
-def buy_input(event_id: str, items: list[tuple[str, int]], key: str = "key-1") -> dict:
-    return {"input": {"eventId": event_id, "idempotencyKey": key,
-                      "items": [{"ticketTypeId": t, "quantity": q} for t, q in items]}}
 
 
-async def buy(api: ApiClient, token: str, event_id: str, items: list[tuple[str, int]], key: str = "key-1") -> dict:
-    return (await api.ok("PurchaseTickets", buy_input(event_id, items, key), token))["order"]
 
 
 async def refused_purchase(api: ApiClient, token: str | None, event_id: str, items: list[tuple[str, int]],
@@ -57,11 +51,6 @@ async def refused_purchase(api: ApiClient, token: str | None, event_id: str, ite
     return payload["errors"][0]
 
 
-async def checkout(api: ApiClient, event_id: str, token: str) -> dict:
-    """Join the queue (a slot must be free) and open the checkout session."""
-    entry = (await api.ok("JoinQueue", {"eventId": event_id}, token))["entry"]
-    assert entry["status"] == "ADMITTED", entry
-    return (await api.ok("StartCheckout", {"eventId": event_id}, token))["session"]
 
 
 async def my_entry(api: ApiClient, event_id: str, token: str) -> dict | None:
@@ -122,7 +111,7 @@ async def test_a_purchase_needs_an_active_session(api, organizer, buyer):
 async def test_another_buyers_session_does_not_count(api, organizer):
     event, (general,) = await on_sale_event(api, organizer)
     holder, stranger = make_token("holder"), make_token("stranger")
-    await checkout(api, event["id"], holder)
+    await checkout(api, holder, event["id"])
     await refused_purchase(api, stranger, event["id"], [(general["id"], 1)], "NO_ACTIVE_CHECKOUT")
     assert len((await buy(api, holder, event["id"], [(general["id"], 1)]))["tickets"]) == 1
 
@@ -131,7 +120,7 @@ async def test_an_expired_session_cannot_buy(make_api, organizer):
     api = await make_api(checkout_expiry_seconds=1)
     event, (general,) = await on_sale_event(api, organizer)
     late, quick = make_token("late"), make_token("quick")
-    session = await checkout(api, event["id"], late)
+    session = await checkout(api, late, event["id"])
     await asyncio.sleep(1.3)
     await refused_purchase(api, late, event["id"], [(general["id"], 1)], "CHECKOUT_EXPIRED")
     assert await session_status(api, session["id"]) == "EXPIRED"
@@ -139,7 +128,7 @@ async def test_an_expired_session_cannot_buy(make_api, organizer):
     assert await sold(api, general["id"]) == 0 and await issued(api) == 0
     await assert_slots(api, event["id"], 0)
     # Good twin: a buyer who buys inside the session's life.
-    await checkout(api, event["id"], quick)
+    await checkout(api, quick, event["id"])
     assert len((await buy(api, quick, event["id"], [(general["id"], 2)]))["tickets"]) == 2
 
 
@@ -150,7 +139,7 @@ async def test_a_type_whose_sale_has_not_opened(api, organizer, buyer):
     event, (general, vip) = await on_sale_event(api, organizer, ticket_type_input(), ticket_type_input(
         type="VIP", priceCents=30000, saleStartsAt=in_seconds(86400), saleEndsAt=in_seconds(2 * 86400)
     ))
-    await checkout(api, event["id"], buyer)
+    await checkout(api, buyer, event["id"])
     error = await refused_purchase(api, buyer, event["id"], [(vip["id"], 1)], "SALE_NOT_OPEN",
                                    field="input.items.0.ticketTypeId")
     assert "not opened" in error["message"]
@@ -169,7 +158,7 @@ async def test_a_type_whose_sale_has_ended(api, organizer, buyer):
         type="VIP", priceCents=30000, saleEndsAt=iso(ends)
     ))
     assert vip["onSale"] is True
-    await checkout(api, event["id"], buyer)
+    await checkout(api, buyer, event["id"])
     await asyncio.sleep(max(0.0, (ends - datetime.now(UTC)).total_seconds()) + 0.2)
     await refused_purchase(api, buyer, event["id"], [(vip["id"], 1)], "SALE_ENDED", field="input.items.0.ticketTypeId")
     assert await sold(api, vip["id"]) == 0
@@ -188,7 +177,7 @@ async def test_sold_out_and_insufficient_inventory(api, organizer):
     )
     a, b, c = make_token("a"), make_token("b"), make_token("c")
     for t in (a, b, c):
-        await checkout(api, event["id"], t)
+        await checkout(api, t, event["id"])
     await buy(api, a, event["id"], [(general["id"], 3)])
     assert await sold(api, general["id"]) == 3
 
@@ -223,7 +212,7 @@ async def test_a_refusal_by_the_guarded_write_is_stored_and_replayed(api, organi
         api, organizer, ticket_type_input(quantityTotal=5), ticket_type_input(type="VIP", priceCents=30000)
     )
     buyer = make_token("late")
-    await checkout(api, event["id"], buyer)  # the view now holds 5 GENERAL left
+    await checkout(api, buyer, event["id"])  # the view now holds 5 GENERAL left
     await api.db.eventTickets.update_one({"_id": ObjectId(general["id"])}, {"$set": {"quantitySold": 5}})
     items = [(vip["id"], 1), (general["id"], 1)]
     await refused_purchase(api, buyer, event["id"], items, "SOLD_OUT", field="input.items.1.quantity")
@@ -242,7 +231,7 @@ async def test_an_order_is_all_or_nothing(api, organizer, buyer):
         api, organizer, ticket_type_input(quantityTotal=50), ticket_type_input(type="VIP", priceCents=30000, quantityTotal=2)
     )
     assert general["id"] < vip["id"]
-    await checkout(api, event["id"], buyer)
+    await checkout(api, buyer, event["id"])
     await refused_purchase(api, buyer, event["id"], [(general["id"], 2), (vip["id"], 3)], "INSUFFICIENT_INVENTORY",
                            field="input.items.1.quantity")
     assert await sold(api, general["id"]) == 0 and await sold(api, vip["id"]) == 0
@@ -264,7 +253,7 @@ async def test_buyers_racing_for_the_last_tickets_never_oversell(make_api, organ
     event, (general,) = await on_sale_event(api, organizer, ticket_type_input(quantityTotal=7, maxPerPurchase=2))
     people = [make_token(f"racer-{i}") for i in range(12)]
     for t in people:
-        await checkout(api, event["id"], t)
+        await checkout(api, t, event["id"])
     payloads = await asyncio.gather(*(
         api.mutate("PurchaseTickets", buy_input(event["id"], [(general["id"], 1 + i % 2)], f"k{i}"), t)
         for i, t in enumerate(people)
@@ -283,7 +272,7 @@ async def test_buyers_racing_for_the_last_tickets_never_oversell(make_api, organ
 
 async def test_per_type_purchase_limit(api, organizer, buyer):
     event, (general,) = await on_sale_event(api, organizer, ticket_type_input(maxPerPurchase=4))
-    await checkout(api, event["id"], buyer)
+    await checkout(api, buyer, event["id"])
     error = await refused_purchase(api, buyer, event["id"], [(general["id"], 5)], "PURCHASE_LIMIT_EXCEEDED",
                                    field="input.items.0.quantity")
     assert "4" in error["message"]
@@ -297,7 +286,7 @@ async def test_overall_purchase_limit_comes_from_settings(make_api, organizer):
         api, organizer, ticket_type_input(maxPerPurchase=3), ticket_type_input(type="VIP", maxPerPurchase=3)
     )
     buyer = make_token("buyer-1")
-    await checkout(api, event["id"], buyer)
+    await checkout(api, buyer, event["id"])
     error = await refused_purchase(api, buyer, event["id"], [(general["id"], 2), (vip["id"], 2)],
                                    "PURCHASE_LIMIT_EXCEEDED", field="input.items")
     assert "3" in error["message"]
@@ -319,7 +308,7 @@ async def test_overall_purchase_limit_comes_from_settings(make_api, organizer):
 async def test_malformed_purchases_are_validation_errors(api, organizer, buyer, items, key, fields):
     event, (general, vip) = await on_sale_event(api, organizer, ticket_type_input(), ticket_type_input(type="VIP"))
     ids = {"T0": general["id"], "T1": vip["id"]}
-    await checkout(api, event["id"], buyer)
+    await checkout(api, buyer, event["id"])
     concrete = [(ids[t], q) for t, q in items]
     payload = await api.mutate("PurchaseTickets", buy_input(event["id"], concrete, key), buyer)
     assert set(codes(payload)) == {"VALIDATION"} and payload["order"] is None
@@ -334,7 +323,7 @@ async def test_one_order_is_paid_in_one_currency(api, organizer, buyer):
     event, (gbp, usd) = await on_sale_event(
         api, organizer, ticket_type_input(currency="GBP"), ticket_type_input(type="VIP", currency="USD")
     )
-    await checkout(api, event["id"], buyer)
+    await checkout(api, buyer, event["id"])
     await refused_purchase(api, buyer, event["id"], [(gbp["id"], 1), (usd["id"], 1)], "VALIDATION", field="input.items")
     assert await sold(api, gbp["id"]) == 0 and await sold(api, usd["id"]) == 0
     order = await buy(api, buyer, event["id"], [(usd["id"], 1)], key="key-2")
@@ -345,7 +334,7 @@ async def test_ticket_types_of_other_events_and_malformed_ids_are_not_found(api,
     event, (general,) = await on_sale_event(api, organizer)
     other = await create_event(api, organizer, title="Another night")
     (foreign,) = await create_tickets(api, organizer, other["id"], ticket_type_input())
-    await checkout(api, event["id"], buyer)
+    await checkout(api, buyer, event["id"])
     await refused_purchase(api, buyer, event["id"], [(foreign["id"], 1)], "NOT_FOUND",
                            field="input.items.0.ticketTypeId")
     await refused_purchase(api, buyer, event["id"], [(general["id"], 1), ("not-an-id", 1)], "NOT_FOUND",
@@ -360,7 +349,7 @@ async def test_ticket_types_of_other_events_and_malformed_ids_are_not_found(api,
 
 async def test_a_cancelled_event_sells_nothing(api, organizer, buyer):
     event, (general,) = await on_sale_event(api, organizer)
-    session = await checkout(api, event["id"], buyer)
+    session = await checkout(api, buyer, event["id"])
     await api.ok("CancelEvent", {"eventId": event["id"]}, organizer)
     await refused_purchase(api, buyer, event["id"], [(general["id"], 1)], "EVENT_CANCELLED")
     assert await sold(api, general["id"]) == 0 and await issued(api) == 0
@@ -374,7 +363,7 @@ async def test_a_retry_returns_the_same_order_and_issues_nothing(make_api, organ
     api = await make_api(checkout_limit=1)
     event, (general, vip) = await on_sale_event(api, organizer, ticket_type_input(), ticket_type_input(type="VIP"))
     buyer, next_buyer = make_token("buyer-1"), make_token("buyer-2")
-    session = await checkout(api, event["id"], buyer)
+    session = await checkout(api, buyer, event["id"])
     waiting = (await api.ok("JoinQueue", {"eventId": event["id"]}, next_buyer))["entry"]
     assert waiting["status"] == "WAITING"
 
@@ -411,7 +400,7 @@ async def test_a_retry_returns_the_same_order_and_issues_nothing(make_api, organ
 
 async def test_concurrent_retries_issue_one_order(api, organizer, buyer):
     event, (general,) = await on_sale_event(api, organizer)
-    await checkout(api, event["id"], buyer)
+    await checkout(api, buyer, event["id"])
     payloads = await asyncio.gather(*(
         api.mutate("PurchaseTickets", buy_input(event["id"], [(general["id"], 2)], "same"), buyer) for _ in range(5)
     ))
@@ -439,7 +428,7 @@ async def test_ticket_numbers_and_confirmation_codes_are_unique_and_unguessable(
     tickets = []
     for i in range(4):
         token = make_token(f"fan-{i}")
-        await checkout(api, event["id"], token)
+        await checkout(api, token, event["id"])
         tickets += (await buy(api, token, event["id"], [(general["id"], 10)]))["tickets"]
     assert len(tickets) == 40
     assert len({t["ticketNumber"] for t in tickets}) == 40
@@ -466,7 +455,7 @@ async def test_ticket_numbers_and_confirmation_codes_are_unique_and_unguessable(
 
 async def test_check_in_is_for_staff_once_per_ticket(api, organizer, buyer):
     event, (general,) = await on_sale_event(api, organizer)
-    await checkout(api, event["id"], buyer)
+    await checkout(api, buyer, event["id"])
     order = await buy(api, buyer, event["id"], [(general["id"], 2)])
     code = order["tickets"][0]["confirmationCode"]
 
@@ -497,7 +486,7 @@ async def test_check_in_is_for_staff_once_per_ticket(api, organizer, buyer):
 
 async def test_two_gates_scanning_one_code_at_once_let_it_in_once(api, organizer, buyer):
     event, (general,) = await on_sale_event(api, organizer, ticket_type_input(maxPerPurchase=10))
-    await checkout(api, event["id"], buyer)
+    await checkout(api, buyer, event["id"])
     order = await buy(api, buyer, event["id"], [(general["id"], 10)])
     for ticket in order["tickets"]:
         first, second = await asyncio.gather(
@@ -518,9 +507,9 @@ async def test_cancel_event_ends_everything(make_api, organizer, other_organizer
     api = await make_api(checkout_limit=1)
     event, (general,) = await on_sale_event(api, organizer)
     owner_of_tickets, in_checkout, waiting = make_token("holder"), make_token("in-checkout"), make_token("waiting")
-    await checkout(api, event["id"], owner_of_tickets)
+    await checkout(api, owner_of_tickets, event["id"])
     order = await buy(api, owner_of_tickets, event["id"], [(general["id"], 2)])
-    session = await checkout(api, event["id"], in_checkout)
+    session = await checkout(api, in_checkout, event["id"])
     assert (await api.ok("JoinQueue", {"eventId": event["id"]}, waiting))["entry"]["status"] == "WAITING"
 
     for token, expected in ((other_organizer, "FORBIDDEN"), (owner_of_tickets, "FORBIDDEN"), (None, "UNAUTHENTICATED")):
@@ -560,14 +549,14 @@ async def test_my_tickets_newest_first_and_by_event(api, organizer, buyer):
     first_event, (first_type,) = await on_sale_event(api, organizer)
     second_event = await create_event(api, organizer, title="Second show")
     (second_type,) = await create_tickets(api, organizer, second_event["id"], ticket_type_input(type="VIP"))
-    await checkout(api, first_event["id"], buyer)
+    await checkout(api, buyer, first_event["id"])
     older = await buy(api, buyer, first_event["id"], [(first_type["id"], 2)], key="a")
     await asyncio.sleep(0.02)
-    await checkout(api, second_event["id"], buyer)
+    await checkout(api, buyer, second_event["id"])
     newer = await buy(api, buyer, second_event["id"], [(second_type["id"], 1)], key="b")
     # Someone else's tickets never show.
     other = make_token("someone-else")
-    await checkout(api, second_event["id"], other)
+    await checkout(api, other, second_event["id"])
     await buy(api, other, second_event["id"], [(second_type["id"], 1)], key="c")
 
     mine = (await api.data("MyTickets", {}, buyer))["myTickets"]

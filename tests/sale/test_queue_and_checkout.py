@@ -25,6 +25,7 @@ from tests.factories import (
     on_sale_event,
     ticket_type_input,
 )
+from tests.factories import codes
 
 UNKNOWN_ID = str(ObjectId())
 
@@ -32,8 +33,6 @@ UNKNOWN_ID = str(ObjectId())
 # --- helpers ---------------------------------------------------------------------------
 
 
-def codes(payload: dict) -> list[str]:
-    return [e["code"] for e in payload["errors"]]
 
 
 def result_of(payload: dict):

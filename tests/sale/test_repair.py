@@ -23,6 +23,7 @@ from app.sale.repair import repair, repair_counters, repair_orders
 from tests.api_client import ApiClient
 from tests.conftest import make_token
 from tests.factories import stuck_order, on_sale_event, ticket_type_input
+from tests.factories import buy, buy_input, checkout, codes
 
 SETTLE = 0.1
 
@@ -35,23 +36,12 @@ def quiet_repair_log(caplog):
     caplog.set_level(logging.CRITICAL, logger="app.repair")
 
 
-def codes(payload: dict) -> list[str]:
-    return [e["code"] for e in payload["errors"]]
 
 
-def buy_input(event_id: str, items: list[tuple[str, int]], key: str) -> dict:
-    return {"input": {"eventId": event_id, "idempotencyKey": key,
-                      "items": [{"ticketTypeId": t, "quantity": q} for t, q in items]}}
 
 
-async def checkout(api: ApiClient, event_id: str, token: str) -> dict:
-    entry = (await api.ok("JoinQueue", {"eventId": event_id}, token))["entry"]
-    assert entry["status"] == "ADMITTED", entry
-    return (await api.ok("StartCheckout", {"eventId": event_id}, token))["session"]
 
 
-async def buy(api: ApiClient, token: str, event_id: str, items: list[tuple[str, int]], key: str) -> dict:
-    return (await api.ok("PurchaseTickets", buy_input(event_id, items, key), token))["order"]
 
 
 async def entry_status(api: ApiClient, event_id: str, token: str) -> str:
@@ -89,7 +79,7 @@ async def test_a_reserved_order_is_finished_once(make_api, organizer):
     rt = api.runtime
     event, (general, vip) = await on_sale_event(api, organizer, ticket_type_input(), ticket_type_input(type="VIP"))
     buyer, next_buyer = make_token("buyer-1"), make_token("buyer-2")
-    session = await checkout(api, event["id"], buyer)
+    session = await checkout(api, buyer, event["id"])
     assert (await api.ok("JoinQueue", {"eventId": event["id"]}, next_buyer))["entry"]["status"] == "WAITING"
     items = [(general, 2), (vip, 1)]
     order = await stuck_order(api.db, event_id=event["id"], user="buyer-1", session_id=session["id"], items=items,
@@ -133,7 +123,7 @@ async def test_two_repairs_at_once_issue_the_tickets_once(api, organizer):
     stuck = []
     for i in range(3):
         token = make_token(f"buyer-{i}")
-        session = await checkout(api, event["id"], token)
+        session = await checkout(api, token, event["id"])
         stuck.append(await stuck_order(api.db, event_id=event["id"], user=f"buyer-{i}", session_id=session["id"],
                                        items=[(general, 4)], state=OrderState.RESERVED, key=f"k{i}"))
     reports = await asyncio.gather(
@@ -169,7 +159,7 @@ async def test_finishing_an_order_a_second_time_issues_nothing_new(api, organize
     as done, not as clashes of numbers or codes to draw again."""
     rt = api.runtime
     event, (general,) = await on_sale_event(api, organizer)
-    session = await checkout(api, event["id"], buyer)
+    session = await checkout(api, buyer, event["id"])
     order = await stuck_order(api.db, event_id=event["id"], user="buyer-1", session_id=session["id"],
                               items=[(general, 2)], state=OrderState.RESERVED, key="k")
     first, first_issued = await orders_service.finish_order(rt, order)
@@ -192,9 +182,9 @@ async def test_a_planned_ticket_that_clashes_with_an_issued_one_is_drawn_again(a
     rt = api.runtime
     event, (general,) = await on_sale_event(api, organizer)
     earlier, buyer = make_token("earlier"), make_token("buyer-1")
-    await checkout(api, event["id"], earlier)
+    await checkout(api, earlier, event["id"])
     existing = (await buy(api, earlier, event["id"], [(general["id"], 1)], key="k"))["tickets"][0]
-    session = await checkout(api, event["id"], buyer)
+    session = await checkout(api, buyer, event["id"])
     order = await stuck_order(api.db, event_id=event["id"], user="buyer-1", session_id=session["id"],
                               items=[(general, 2)], state=OrderState.RESERVED, key="k")
     await api.db.orders.update_one({"_id": ObjectId(order.id)}, {"$set": {f"tickets.0.{clashing}": existing[clashing]}})
@@ -224,7 +214,7 @@ async def test_a_real_purchase_that_crashed_after_issuing_its_tickets_is_finishe
             raise RuntimeError("process killed with the tickets in")
         return await moving(db, order, to_state, *args, **kwargs)
 
-    await checkout(api, event["id"], buyer)
+    await checkout(api, buyer, event["id"])
     monkeypatch.setattr(order_repo, "move", crash)
     body = await api.op("PurchaseTickets", buy_input(event["id"], [(general["id"], 3)], "k"), buyer)
     assert body["errors"] and body["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
@@ -255,9 +245,9 @@ async def test_a_pending_order_is_undone_and_stock_recounted(api, organizer, too
     rt = api.runtime
     event, (general,) = await on_sale_event(api, organizer)
     earlier, buyer = make_token("earlier"), make_token("buyer-1")
-    await checkout(api, event["id"], earlier)
+    await checkout(api, earlier, event["id"])
     await buy(api, earlier, event["id"], [(general["id"], 3)], key="fine")
-    session = await checkout(api, event["id"], buyer)
+    session = await checkout(api, buyer, event["id"])
     order = await stuck_order(api.db, event_id=event["id"], user="buyer-1", session_id=session["id"],
                               items=[(general, 2)], state=OrderState.PENDING, key="crashed", take_stock=took_stock)
     assert await sold(api, general["id"]) == (5 if took_stock else 3)
@@ -297,7 +287,7 @@ async def test_a_real_purchase_that_crashed_with_its_stock_taken_before_issuing_
     async def crash_on_issuing(db, tickets):
         raise RuntimeError("process killed with the stock taken")
 
-    await checkout(api, event["id"], buyer)
+    await checkout(api, buyer, event["id"])
     monkeypatch.setattr(order_repo, "insert_tickets", crash_on_issuing)
     items = [(general["id"], 2), (vip["id"], 1)]
     body = await api.op("PurchaseTickets", buy_input(event["id"], items, "k"), buyer)
@@ -326,7 +316,7 @@ async def test_a_leaked_slot_is_recovered_and_admits_the_next_buyer(make_api, or
     rt = api.runtime
     event, _ = await on_sale_event(api, organizer)
     first, second, third = make_token("first"), make_token("second"), make_token("third")
-    await checkout(api, event["id"], first)
+    await checkout(api, first, event["id"])
     # A process died between taking a slot and admitting anyone: the counter says 2, one buyer holds a slot.
     await api.db.events.update_one({"_id": ObjectId(event["id"])}, {"$inc": {"activeCheckouts": 1}})
     assert (await api.ok("JoinQueue", {"eventId": event["id"]}, second))["entry"]["status"] == "WAITING"
@@ -349,7 +339,7 @@ async def test_a_lost_slot_count_is_restored_so_the_limit_holds(make_api, organi
     rt = api.runtime
     event, _ = await on_sale_event(api, organizer)
     holder, newcomer = make_token("holder"), make_token("newcomer")
-    await checkout(api, event["id"], holder)
+    await checkout(api, holder, event["id"])
     await api.db.events.update_one({"_id": ObjectId(event["id"])}, {"$set": {"activeCheckouts": 0}})
 
     report = await repair(rt, grace_ms=0, settle_seconds=SETTLE)
@@ -369,8 +359,8 @@ async def test_a_counter_that_moves_during_the_recount_is_left_for_the_next_run(
     rt = api.runtime
     event, _ = await on_sale_event(api, organizer)
     first = make_token("first")
-    await checkout(api, event["id"], first)
-    await checkout(api, event["id"], make_token("second"))
+    await checkout(api, first, event["id"])
+    await checkout(api, make_token("second"), event["id"])
     await api.db.events.update_one({"_id": ObjectId(event["id"])}, {"$inc": {"activeCheckouts": 1}})  # leaked
 
     async def leave_during_settle():
@@ -401,7 +391,7 @@ async def test_quantity_sold_is_recounted_from_issued_tickets(api, organizer, wr
     )
     for i in range(2):
         token = make_token(f"buyer-{i}")
-        await checkout(api, event["id"], token)
+        await checkout(api, token, event["id"])
         await buy(api, token, event["id"], [(general["id"], 2), (vip["id"], 1)], key="k")
     assert await sold(api, general["id"]) == 4
     await api.db.eventTickets.update_one({"_id": ObjectId(general["id"])}, {"$set": {"quantitySold": wrong}})
@@ -417,7 +407,7 @@ async def test_quantity_sold_is_recounted_from_issued_tickets(api, organizer, wr
 async def test_used_tickets_still_count_and_cancelled_ones_do_not(api, organizer, buyer):
     rt = api.runtime
     event, (general,) = await on_sale_event(api, organizer)
-    await checkout(api, event["id"], buyer)
+    await checkout(api, buyer, event["id"])
     order = await buy(api, buyer, event["id"], [(general["id"], 3)], key="k")
     await api.ok("CheckInTicket", {"confirmationCode": order["tickets"][0]["confirmationCode"]}, make_token("g", "staff"))
     await api.db.eventTickets.update_one({"_id": ObjectId(general["id"])}, {"$set": {"quantitySold": 1}})
@@ -446,9 +436,9 @@ async def test_repair_changes_nothing_in_a_healthy_sale(make_api, organizer):
         api, organizer, ticket_type_input(), ticket_type_input(type="VIP", quantityTotal=1)
     )
     people = [make_token(f"p{i}") for i in range(5)]
-    await checkout(api, event["id"], people[0])
+    await checkout(api, people[0], event["id"])
     await buy(api, people[0], event["id"], [(general["id"], 2), (vip["id"], 1)], key="k")
-    await checkout(api, event["id"], people[1])  # holds a session
+    await checkout(api, people[1], event["id"])  # holds a session
     # A purchase that failed cleanly (stored FAILED) is a finished order, not one to repair.
     payload = await api.mutate("PurchaseTickets", buy_input(event["id"], [(vip["id"], 1)], "late"), people[1])
     assert codes(payload) == ["SOLD_OUT"]
@@ -461,7 +451,7 @@ async def test_repair_changes_nothing_in_a_healthy_sale(make_api, organizer):
     ]
     # A second event with a sale, cancelled, is healthy too.
     other, (other_type,) = await on_sale_event(api, organizer)
-    await checkout(api, other["id"], people[0])
+    await checkout(api, people[0], other["id"])
     await buy(api, people[0], other["id"], [(other_type["id"], 1)], key="other")
     await api.ok("CancelEvent", {"eventId": other["id"]}, organizer)
 
@@ -480,7 +470,7 @@ async def test_a_cancelled_sale_with_a_scanned_ticket_needs_no_repair(api, organ
     cancellation stays USED (check-in keeps it), so it still counts."""
     rt = api.runtime
     event, (general,) = await on_sale_event(api, organizer)
-    await checkout(api, event["id"], buyer)
+    await checkout(api, buyer, event["id"])
     order = await buy(api, buyer, event["id"], [(general["id"], 3)], key="k")
     await api.ok("CheckInTicket", {"confirmationCode": order["tickets"][0]["confirmationCode"]}, make_token("g", "staff"))
     await api.ok("CancelEvent", {"eventId": event["id"]}, organizer)
@@ -494,7 +484,7 @@ async def test_an_in_flight_order_is_counted_as_sold_not_corrected_away(api, org
     """A purchase still running (fresh PENDING order, stock taken) is no crash: the recount counts its items."""
     rt = api.runtime
     event, (general,) = await on_sale_event(api, organizer)
-    session = await checkout(api, event["id"], buyer)
+    session = await checkout(api, buyer, event["id"])
     order = await stuck_order(api.db, event_id=event["id"], user="buyer-1", session_id=session["id"],
                               items=[(general, 2)], state=OrderState.PENDING, key="running", age_ms=0)
     report = await repair(rt, settle_seconds=SETTLE)  # the default grace: the order is not stale
@@ -514,7 +504,7 @@ async def test_a_slow_purchase_undone_by_the_repair_takes_its_tickets_back(api, 
         assert (await repair_orders(rt, grace_ms=0)).orders_undone == 1
         return await issuing(db, tickets)
 
-    await checkout(api, event["id"], buyer)
+    await checkout(api, buyer, event["id"])
     monkeypatch.setattr(order_repo, "insert_tickets", repair_strikes_first)
     refused = await api.mutate("PurchaseTickets", buy_input(event["id"], [(general["id"], 2)], "k"), buyer)
     monkeypatch.undo()

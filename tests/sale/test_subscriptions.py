@@ -22,6 +22,7 @@ from app.config import Settings
 from tests.api_client import ApiClient, document
 from tests.conftest import JWT_SECRET, make_token
 from tests.factories import on_sale_event, ticket_type_input
+from tests.factories import checkout
 
 TRANSPORT_WS = "graphql-transport-ws"
 LEGACY_WS = "graphql-ws"
@@ -176,11 +177,6 @@ def error_codes(payload: dict) -> list[str]:
     return [e.get("extensions", {}).get("code") for e in payload.get("errors") or []]
 
 
-async def checkout(api: ApiClient, token: str, event_id: str) -> dict:
-    """Join (a slot must be free) and start checkout; the session."""
-    joined = await api.ok("JoinQueue", {"eventId": event_id}, token)
-    assert joined["entry"]["status"] == "ADMITTED", joined
-    return (await api.ok("StartCheckout", {"eventId": event_id}, token))["session"]
 
 
 async def join_waiting(api: ApiClient, token: str, event_id: str) -> dict:

@@ -35,7 +35,7 @@ from bench.stack import Child as Proc  # one `python -m app ...` process, its lo
 from tests.api_client import document
 from tests.conftest import JWT_SECRET
 from tests.factories import ACTIVE_SESSIONS
-from tests.factories import stuck_order  # noqa: F401 - re-exported for the job tests
+from tests.factories import buy, buy_input, checkout, stuck_order  # noqa: F401 - re-exported for the workers' tests
 from workers.settings import worker_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -254,9 +254,6 @@ async def invariant_violations(db, event_id: str, checkout_limit: int) -> list[s
 # --- buyers through an ApiClient-like object ------------------------------------------------
 
 
-def buy_input(event_id: str, items: list[tuple[str, int]], key: str) -> dict:
-    return {"input": {"eventId": event_id, "idempotencyKey": key,
-                      "items": [{"ticketTypeId": t, "quantity": q} for t, q in items]}}
 
 
 async def join(api, token: str, event_id: str, status: str | None = None) -> dict:
@@ -266,14 +263,8 @@ async def join(api, token: str, event_id: str, status: str | None = None) -> dic
     return entry
 
 
-async def checkout(api, token: str, event_id: str) -> dict:
-    """Join (a slot must be free) and start checkout; the session."""
-    await join(api, token, event_id, "ADMITTED")
-    return (await api.ok("StartCheckout", {"eventId": event_id}, token))["session"]
 
 
-async def buy(api, token: str, event_id: str, items: list[tuple[str, int]], key: str) -> dict:
-    return (await api.ok("PurchaseTickets", buy_input(event_id, items, key), token))["order"]
 
 
 # --- the API over HTTP to another process ---------------------------------------------------
