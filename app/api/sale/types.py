@@ -17,34 +17,21 @@ from app.queue import models as queue_models
 from app.timeutil import from_ms
 
 
-@strawberry.enum
-class TicketStatus(Enum):
-    VALID = "VALID"
-    USED = "USED"
-    CANCELLED = "CANCELLED"
-
-
-@strawberry.enum
-class QueueStatus(Enum):
-    WAITING = "WAITING"
-    ADMITTED = strawberry.enum_value("ADMITTED", description="Holds a checkout slot: may start (or has started) checkout.")
-    COMPLETED = strawberry.enum_value(
-        "COMPLETED", description="The buyer's checkout ended in a purchase; the slot went to the next buyer."
-    )
-    EXPIRED = "EXPIRED"
-    LEFT = "LEFT"
-    CLOSED = strawberry.enum_value(
-        "CLOSED",
-        description="The queue closed before this buyer could buy: the event sold out or was cancelled. The buyer "
-        "may join again if it goes back on sale.",
-    )
-
-
-@strawberry.enum
-class CheckoutStatus(Enum):
-    ACTIVE = "ACTIVE"
-    COMPLETED = "COMPLETED"
-    EXPIRED = "EXPIRED"
+# Wrapped from the domain's enums, so the API cannot drift from what is stored.
+TicketStatus = strawberry.enum(orders_models.TicketStatus, name="TicketStatus")
+CheckoutStatus = strawberry.enum(checkout_models.CheckoutStatus, name="CheckoutStatus")
+_QUEUE_STATUS_DESCRIPTIONS = {
+    "ADMITTED": "Holds a checkout slot: may start (or has started) checkout.",
+    "COMPLETED": "The buyer's checkout ended in a purchase; the slot went to the next buyer.",
+    "CLOSED": "The queue closed before this buyer could buy: the event sold out or was cancelled. The buyer "
+              "may join again if it goes back on sale.",
+}
+# The domain's members, with the descriptions the API shows (a GraphQL enum of its own, since
+# Strawberry takes value descriptions only from the enum class it wraps).
+QueueStatus = strawberry.enum(Enum("QueueStatus", {  # type: ignore[misc]
+    m.name: strawberry.enum_value(m.value, description=_QUEUE_STATUS_DESCRIPTIONS.get(m.name))
+    for m in queue_models.QueueStatus
+}), name="QueueStatus")
 
 
 async def _ticket_event(root: UserTicket, info: Info) -> Event:
@@ -80,7 +67,7 @@ class UserTicket:
     def from_model(cls, t: orders_models.UserTicket) -> UserTicket:
         return cls(
             id=strawberry.ID(t.id), ticket_number=t.ticket_number, confirmation_code=t.confirmation_code,
-            status=TicketStatus(t.status.value), event_id=strawberry.ID(t.event_id),
+            status=t.status, event_id=strawberry.ID(t.event_id),
             ticket_type_id=strawberry.ID(t.event_ticket_id), ticket_type=t.type, order_id=strawberry.ID(t.order_id),
             purchased_at=from_ms(t.purchased_at_utc), used_at=ms_to_datetime(t.used_at_utc),
         )
@@ -140,7 +127,7 @@ class CheckoutSession:
     def from_model(cls, s: checkout_models.CheckoutSession) -> CheckoutSession:
         return cls(
             id=strawberry.ID(s.id), event_id=strawberry.ID(s.event_id), user_id=strawberry.ID(s.user_id),
-            status=CheckoutStatus(s.status.value), created_at=from_ms(s.created_at_utc), expires_at=from_ms(s.expires_at_utc),
+            status=s.status, created_at=from_ms(s.created_at_utc), expires_at=from_ms(s.expires_at_utc),
         )
 
 
