@@ -19,3 +19,5 @@ DB_LISTENERS = web.AppKey("db_listeners", list)
 BROKER = web.AppKey("broker", Broker)
 RUNTIME = web.AppKey("runtime", Runtime)
 FEEDS = web.AppKey("feeds", EventFeeds)
+# How to reach the workers' scheduler at REDIS_URL (None: no workers to schedule for).
+CONNECT_SCHEDULER = web.AppKey("connect_scheduler", object)

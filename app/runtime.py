@@ -28,6 +28,9 @@ class Scheduler(Protocol):
     async def workers_alive(self) -> bool:
         """Is some worker running these jobs right now (its heartbeat is fresh)?"""
 
+    async def close(self) -> None:
+        """Let go of the connection to the workers."""
+
 
 class NoScheduler:
     """No workers: the API's own sweep enforces expiry, and status is derived on read."""
@@ -40,6 +43,9 @@ class NoScheduler:
 
     async def workers_alive(self) -> bool:
         return False
+
+    async def close(self) -> None:
+        return None
 
 
 @dataclass(frozen=True)

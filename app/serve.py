@@ -40,7 +40,10 @@ def serve(settings: Settings, graphiql_headers: dict[str, str] | None = None) ->
     if not settings.resolve_jwt_secret():
         log.error("JWT_SECRET is not set: no token could be checked")
         return 2
-    app = create_app(settings, graphiql_headers=graphiql_headers)
+    # The composition root: the workers' scheduler is handed to the app, which never imports them.
+    from workers.scheduler import connect_scheduler
+
+    app = create_app(settings, graphiql_headers=graphiql_headers, connect_scheduler=connect_scheduler)
     tune_garbage_collector()
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None, backlog=BACKLOG)
     return 0

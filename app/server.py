@@ -6,7 +6,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -18,14 +18,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app import db as database
 from app import metrics
 from app.api.schema import build_schema
-from app.appkeys import BROKER, DB, DB_LISTENERS, FEEDS, JWT_SECRET, MONGO_CLIENT, RUNTIME, SETTINGS
+from app.appkeys import BROKER, CONNECT_SCHEDULER, DB, DB_LISTENERS, FEEDS, JWT_SECRET, MONGO_CLIENT, RUNTIME, SETTINGS
 from app.api.view import GRAPHIQL_STATIC_ROUTE, TicketingGraphQLView, graphiql_static_dir
 from app.config import Settings
 from app.live import EventFeeds
 from app.pubsub import Broker, InProcessBroker, RedisBroker
 from app.queue.sweep import sweep_forever
 from app.runtime import NoScheduler, Runtime, Scheduler
-from workers.scheduler import ArqScheduler, connect_scheduler
 
 log = logging.getLogger("app.server")
 
@@ -44,11 +43,14 @@ def create_app(
     graphiql_headers: dict[str, str] | None = None,
     broker: Broker | None = None,
     sweep: bool = True,
+    connect_scheduler: Callable[[str], Awaitable[Scheduler]] | None = None,
 ) -> web.Application:
     """The whole HTTP/websocket API for `settings` (MONGODB_URI must be set).
 
     With REDIS_URL, subscriptions fan out through Redis and expiry is the
-    workers' jobs; without it, fan-out stays in this process. Either way the
+    workers' jobs, scheduled through what `connect_scheduler` connects (the
+    entry point passes the workers' own: the app never imports `workers`);
+    without it, fan-out stays in this process. Either way the
     app runs its own expiry sweep whenever no worker's heartbeat is fresh
     (`sweep=False` turns it off, for tests that count commands).
     """
@@ -58,6 +60,7 @@ def create_app(
     app[SETTINGS] = settings
     app[JWT_SECRET] = settings.resolve_jwt_secret() or ""
     app[DB_LISTENERS] = list(db_listeners)
+    app[CONNECT_SCHEDULER] = connect_scheduler
     app[BROKER] = broker or (RedisBroker(settings.redis_url) if settings.redis_url else InProcessBroker())
     app.cleanup_ctx.append(_database)
     if sweep:
@@ -84,14 +87,14 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     scheduler: Scheduler = NoScheduler()
     if isinstance(app[BROKER], RedisBroker):
         await app[BROKER].start()
-        scheduler = await connect_scheduler(settings.redis_url)
+        if app[CONNECT_SCHEDULER] is not None:
+            scheduler = await app[CONNECT_SCHEDULER](settings.redis_url)
     app[RUNTIME] = Runtime(db=app[DB], settings=settings, broker=app[BROKER], scheduler=scheduler)
     app[FEEDS] = EventFeeds(app[BROKER])
     yield
     await app[FEEDS].close()
     await app[BROKER].close()
-    if isinstance(scheduler, ArqScheduler):
-        await scheduler.close()
+    await scheduler.close()
     await client.close()
 
 

@@ -17,6 +17,7 @@ from app.auth import issue_token
 from app.config import Settings
 from app.embedded import EmbeddedMongo, EmbeddedRedis, start_mongo, start_redis
 from app.server import create_app
+from workers.scheduler import connect_scheduler
 from tests.api_client import ApiClient
 
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256"
@@ -116,7 +117,8 @@ def make_api(aiohttp_client, mongo_uri: str):
 
     async def build(*, sweep: bool = False, db_listeners: tuple = (), **overrides) -> ApiClient:
         settings = Settings(mongodb_uri=mongo_uri, jwt_secret=JWT_SECRET, _env_file=None, **overrides)
-        app = create_app(settings, sweep=sweep, db_listeners=list(db_listeners))
+        # With REDIS_URL the app schedules through the workers' scheduler, as `serve` wires it.
+        app = create_app(settings, sweep=sweep, db_listeners=list(db_listeners), connect_scheduler=connect_scheduler)
         return ApiClient(await aiohttp_client(app), app)
 
     return build
