@@ -23,14 +23,14 @@ def _rt(ctx: Ctx) -> Runtime:
 
 async def expire_entry(ctx: Ctx, event_id: str, user_id: str) -> bool:
     """Deferred to an entry's (or session's) expiresAt: expire it if it is still due."""
-    expired = await queue.expire_if_due(_rt(ctx), event_id=event_id, user_id=user_id)
+    expired = await queue.expire_buyer_if_due(_rt(ctx), event_id=event_id, user_id=user_id)
     metrics.JOB_RUNS.labels("expire_entry", "expired" if expired else "nothing").inc()
     return expired
 
 
 async def sweep_expired(ctx: Ctx) -> int:
     """Cron backstop, every minute: whatever a lost deferred job missed."""
-    expired = await queue.expire_due(_rt(ctx))
+    expired = await queue.expire_every_due_entry(_rt(ctx))
     await queue.admit_where_possible(_rt(ctx))  # after a crashed admitter, nobody else would
     await queue.sample_queue_lengths(_rt(ctx))
     metrics.JOB_RUNS.labels("sweep_expired", "ok").inc()

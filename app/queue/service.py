@@ -14,7 +14,7 @@ Two rules make every turn used exactly once:
 - a buyer who leaves WAITING (or expires) skips their seq; if the turn had
   already come to it, the one who ended the entry passes it on.
 Expiry is enforced whenever an entry is read for a decision, and by
-`expire_due`, which the background sweep calls.
+`expire_every_due_entry`, which the background sweep calls.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ async def get_entry(rt: Runtime, *, event_id: str, user_id: str) -> QueueEntry |
     if not ObjectId.is_valid(event_id):
         return None
     entry = await rt.entry_reads.submit(event_id, groups.Read(rt.db, user_id), groups.read_entries)
-    return await _expire_if_due(rt, entry, now_ms()) if entry else None
+    return await _expire_entry_if_due(rt, entry, now_ms()) if entry else None
 
 
 async def position(rt: Runtime, entry: QueueEntry) -> int | None:
@@ -144,7 +144,7 @@ async def _join_again(rt: Runtime, event_id: str, user_id: str, place: turns.Pla
     the place back and answer the live entry (or the cooldown)."""
     existing = await repo.get(rt.db, event_id, user_id)
     assert existing is not None  # entries are never deleted
-    existing = await _expire_if_due(rt, existing, now_ms())
+    existing = await _expire_entry_if_due(rt, existing, now_ms())
     if not existing.is_live():
         try:
             _require_may_rejoin(existing)
@@ -478,15 +478,16 @@ async def complete_admissions(rt: Runtime, *, event_id: str, completions: list[C
             return
 
 
-async def _expire_if_due(rt: Runtime, entry: QueueEntry, now: int) -> QueueEntry:
+async def _expire_entry_if_due(rt: Runtime, entry: QueueEntry, now: int) -> QueueEntry:
+    """This entry, as read for a decision, after expiring it (and its session) if its time has passed."""
     if entry.is_live() and entry.expires_at_utc <= now:
         await end_admission(rt, entry, QueueStatus.EXPIRED, now)
         return await repo.get(rt.db, entry.event_id, entry.user_id) or entry
     return entry
 
 
-async def expire_if_due(rt: Runtime, *, event_id: str, user_id: str) -> bool:
-    """The deferred expiry job: end the buyer's entry if its time has passed; True if it did."""
+async def expire_buyer_if_due(rt: Runtime, *, event_id: str, user_id: str) -> bool:
+    """The deferred expiry job: end one buyer's entry (and session) if its time has passed; True if it did."""
     entry = await repo.get(rt.db, event_id, user_id)
     now = now_ms()
     if entry is None or not entry.is_live() or entry.expires_at_utc > now:
@@ -494,8 +495,8 @@ async def expire_if_due(rt: Runtime, *, event_id: str, user_id: str) -> bool:
     return await end_admission(rt, entry, QueueStatus.EXPIRED, now) is not None
 
 
-async def expire_due(rt: Runtime, *, now: int | None = None, event_id: str | None = None) -> int:
-    """Expire every live entry (and its session) whose time has passed; returns how many."""
+async def expire_every_due_entry(rt: Runtime, *, now: int | None = None, event_id: str | None = None) -> int:
+    """The sweep: expire every live entry (and its session) whose time has passed; how many."""
     now = now or now_ms()
     expired = 0
     while True:
@@ -572,7 +573,7 @@ async def start_checkout(rt: Runtime, *, actor: Viewer, event_id: str) -> Checko
         if entry.session_id:
             if entry.expires_at_utc > now:
                 return checkout.active_session(entry)
-            await _expire_if_due(rt, entry, now)
+            await _expire_entry_if_due(rt, entry, now)
             raise fail(ErrorCode.CHECKOUT_EXPIRED, "your checkout session has expired; join the queue again")
         # One guarded write to the entry starts the session (app/checkout/service.py).
         attach = repo.Attach(entry, ObjectId(), now, now + rt.settings.checkout_expiry_seconds * 1000)

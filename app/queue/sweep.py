@@ -40,7 +40,7 @@ async def sweep_forever(rt: Runtime, interval: float = SWEEP_INTERVAL_SECONDS) -
             if await _workers_alive(rt):
                 await asyncio.sleep(interval)
                 continue
-            expired = await queue.expire_due(rt)
+            expired = await queue.expire_every_due_entry(rt)
             if expired:
                 log.info("expired %d queue entries", expired)
             if rounds % ADMIT_EVERY == 0:
