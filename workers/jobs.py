@@ -30,9 +30,7 @@ async def expire_entry(ctx: Ctx, event_id: str, user_id: str) -> bool:
 
 async def sweep_expired(ctx: Ctx) -> int:
     """Cron backstop, every minute: whatever a lost deferred job missed."""
-    expired = await queue.expire_every_due_entry(_rt(ctx))
-    await queue.admit_where_possible(_rt(ctx))  # after a crashed admitter, nobody else would
-    await queue.sample_queue_lengths(_rt(ctx))
+    expired = await queue.sweep(_rt(ctx))
     metrics.JOB_RUNS.labels("sweep_expired", "ok").inc()
     return expired
 

@@ -508,6 +508,19 @@ async def expire_every_due_entry(rt: Runtime, *, now: int | None = None, event_i
             return expired
 
 
+async def sweep(rt: Runtime, *, admit: bool = True) -> int:
+    """One round of the sweep, whoever runs it (the worker's cron job, or an API process while
+    no worker is alive): expire what is due, and, if `admit`, admit wherever buyers wait (after
+    an admitter crashed, nobody else would) and sample the queues' lengths. How many expired."""
+    expired = await expire_every_due_entry(rt)
+    if expired:
+        log.info("expired %d queue entries", expired)
+    if admit:
+        await admit_where_possible(rt)
+        await sample_queue_lengths(rt)
+    return expired
+
+
 async def close_queue(rt: Runtime, *, event_id: str, cancelled: bool) -> list[QueueEntry]:
     """The queue closes: nobody waits for a ticket that no longer exists; the entries closed.
 

@@ -40,12 +40,7 @@ async def sweep_forever(rt: Runtime, interval: float = SWEEP_INTERVAL_SECONDS) -
             if await _workers_alive(rt):
                 await asyncio.sleep(interval)
                 continue
-            expired = await queue.expire_every_due_entry(rt)
-            if expired:
-                log.info("expired %d queue entries", expired)
-            if rounds % ADMIT_EVERY == 0:
-                await queue.admit_where_possible(rt)
-                await queue.sample_queue_lengths(rt)
+            await queue.sweep(rt, admit=rounds % ADMIT_EVERY == 0)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - an outage must not end the loop
