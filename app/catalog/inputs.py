@@ -81,12 +81,15 @@ def check_instant(check: Checker, value: datetime | None, field: str) -> int | N
 
 
 def check_timezone(check: Checker, value: str | None, field: str) -> None:
+    """An IANA zone name. The tz database is a folder of files: a folder's name ("America")
+    or a name too long for a path reach the file system as OSError, not as a missing zone."""
     if value is None:
         return
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        check.require(False, field, f"'{value}' is not an IANA time zone, e.g. Europe/London")
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        shown = value if len(value) <= 64 else value[:64] + "..."
+        check.require(False, field, f"'{shown}' is not an IANA time zone, e.g. Europe/London")
 
 
 def check_venue(check: Checker, draft: VenueDraft, *, partial: bool = False) -> dict:
