@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
 from app.pubsub import Broker, channels
@@ -22,6 +22,8 @@ from app.pubsub import Broker, channels
 log = logging.getLogger("app.live")
 
 POSITION_INTERVAL = 1.0
+# What `Feed.ticks_into` puts in a subscriber's queue: the feed has a newer value.
+NEWER: dict = {"kind": "feed newer"}
 INVENTORY_INTERVAL = 0.2
 
 
@@ -40,6 +42,7 @@ class Feed:
         self._ready = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.subscribers = 0
+        self._inboxes: set[asyncio.Queue] = set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"feed {self._channel}")
@@ -58,6 +61,16 @@ class Feed:
         if not self._ready.is_set():
             waiter.cancel()
             self._task.result()
+
+    @contextmanager
+    def ticks_into(self, inbox: asyncio.Queue) -> Iterator[None]:
+        """Put NEWER into `inbox` after every reload, so a subscriber that already waits on its
+        own queue needs no second waiter (a task each, idle, for every subscriber)."""
+        self._inboxes.add(inbox)
+        try:
+            yield
+        finally:
+            self._inboxes.discard(inbox)
 
     async def wait_newer(self, than: int) -> tuple[int, Any]:
         """The first value whose version is above `than` (returns at once if there is one)."""
@@ -94,6 +107,8 @@ class Feed:
         self._ready.set()
         self._newer.set()
         self._newer = asyncio.Event()
+        for inbox in self._inboxes:
+            inbox.put_nowait(NEWER)
 
 
 class EventFeeds:

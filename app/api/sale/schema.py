@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator
 
 import strawberry
@@ -28,6 +27,7 @@ from app.catalog.models import Event as DomainEvent
 from app.catalog.models import EventStatus as DomainEventStatus
 from app.checkin import service as checkin
 from app.orders import service as orders
+from app.live import NEWER
 from app.pubsub import channels
 from app.queue import models as queue_models
 from app.queue import service as queue
@@ -125,22 +125,24 @@ class Subscription:
             rt.broker.subscribe(channels.entry(event.id, user_id)) as mine,
             feeds.positions(event.id, lambda: queue.turns_of(rt, event_id=event.id)) as positions,
         ):
-            entry = await queue.get_entry(rt, event_id=event.id, user_id=user_id)
-            version, counted = positions.version, positions.value
-            sent: tuple | None = None
-            while True:
-                if entry is not None:
-                    waiting = entry.status is queue_models.QueueStatus.WAITING
-                    place = counted.position(entry.seq) if waiting else None
-                    state = (entry.seq, entry.status, entry.expires_at_utc, place)
-                    if state != sent:
-                        sent = state
-                        yield QueueEntry.from_model(entry, place)
-                message, newer = await _next_of(mine.get(), positions.wait_newer(version))
-                if message is not None:
-                    entry = await _apply(rt, entry, message, event.id, user_id)
-                if newer is not None:
-                    version, counted = newer
+            # One queue wakes this subscriber: its entry's changes, and the feed's news.
+            with positions.ticks_into(mine):
+                entry = await queue.get_entry(rt, event_id=event.id, user_id=user_id)
+                counted = positions.value
+                sent: tuple | None = None
+                while True:
+                    if entry is not None:
+                        waiting = entry.status is queue_models.QueueStatus.WAITING
+                        place = counted.position(entry.seq) if waiting else None
+                        state = (entry.seq, entry.status, entry.expires_at_utc, place)
+                        if state != sent:
+                            sent = state
+                            yield QueueEntry.from_model(entry, place)
+                    message = await mine.get()
+                    if message is NEWER:
+                        counted = positions.value
+                    else:
+                        entry = await _apply(rt, entry, message, event.id, user_id)
 
     @strawberry.subscription(
         description="The event's live inventory: current state first, then after every change (coalesced to at "
@@ -170,15 +172,3 @@ async def _apply(rt, entry, message: dict, event_id: str, user_id: str):
     if entry is not None and changed.progress < entry.progress:
         return entry
     return changed
-
-
-async def _next_of(first, second):
-    """Await two awaitables; return both results, None for the one that did not finish first."""
-    tasks = [asyncio.ensure_future(first), asyncio.ensure_future(second)]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            if not task.done():
-                task.cancel()
-    return tuple(t.result() if t in done else None for t in tasks)
