@@ -93,6 +93,9 @@ class EventTicket(Document):
     currency: str
     quantity_total: int = Field(alias="quantityTotal")
     quantity_sold: int = Field(0, alias="quantitySold")
+    # Of quantitySold, what orders of several types hold while they take their other types:
+    # it comes back if one of those is refused (see app/orders/stock.py).
+    quantity_tentative: int = Field(0, alias="quantityTentative")
     max_per_purchase: int = Field(alias="maxPerPurchase")
     sale_starts_at_utc: int = Field(alias="saleStartsAtUtc")
     sale_ends_at_utc: int = Field(alias="saleEndsAtUtc")
@@ -101,6 +104,10 @@ class EventTicket(Document):
     @property
     def quantity_remaining(self) -> int:
         return max(0, self.quantity_total - self.quantity_sold)
+
+    def may_free(self, quantity: int) -> bool:
+        """Whether `quantity` could still come free: tentatively held stock may come back."""
+        return self.quantity_tentative > 0 and self.quantity_remaining + self.quantity_tentative >= quantity
 
     def on_sale(self, now: int, event_status: EventStatus) -> bool:
         """Inside the sale window, event not cancelled, and stock left."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from bson import ObjectId
 from pymongo import ASCENDING
@@ -140,10 +140,19 @@ async def insert_ticket_types(db: AsyncDatabase, tickets: list[EventTicket]) -> 
 # --- guarded counters (DESIGN section 3): one atomic update each, never read-then-write ---
 
 
-async def reserve_inventory(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int, total: int | None) -> bool | None:
+class Taken(NamedTuple):
+    """A guarded take's outcome: whether it took the type's last tickets, or None if it was
+    refused; then also quantitySold as read after the refusal (None for an unknown type)."""
+
+    took_last: bool | None
+    sold: int | None = None
+
+
+async def reserve_inventory(
+    db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int, total: int | None, tentative: int = 0
+) -> Taken:
     """Add `quantity` to quantitySold only if that keeps it within quantityTotal (`total`,
-    fixed at creation; read here if not given). Whether this took the last ones, or None
-    if it was refused.
+    fixed at creation; read here if not given), `tentative` of it also to quantityTentative.
 
     Two guards on plain fields rather than one `$expr` comparing the two: SecantusDB
     answers a top-level `$expr` (or `$and`) with a scan of the whole collection. The
@@ -153,25 +162,36 @@ async def reserve_inventory(db: AsyncDatabase, ticket_type_id: ObjectId, quantit
     if total is None:
         doc = await db.eventTickets.find_one({"_id": ticket_type_id}, projection={"quantityTotal": 1})
         if doc is None:
-            return None
+            return Taken(None)
         total = doc["quantityTotal"]
-    take = {"$inc": {"quantitySold": quantity}}
+    take = {"$inc": {"quantitySold": quantity} | ({"quantityTentative": tentative} if tentative else {})}
+    sold = None
     for _ in range(3):
         some_left = {"_id": ticket_type_id, "quantityTotal": total, "quantitySold": {"$lt": total - quantity}}
         if (await db.eventTickets.update_one(some_left, take)).modified_count:
-            return False
+            return Taken(False)
         the_rest = {"_id": ticket_type_id, "quantityTotal": total, "quantitySold": total - quantity}
         if (await db.eventTickets.update_one(the_rest, take)).modified_count:
-            return True
+            return Taken(True)
         doc = await db.eventTickets.find_one({"_id": ticket_type_id}, projection={"quantitySold": 1})
-        if doc is None or doc.get("quantitySold", 0) + quantity > total:
-            return None
-    return None
+        if doc is None:
+            return Taken(None)
+        sold = doc.get("quantitySold", 0)
+        if sold + quantity > total:
+            break
+    return Taken(None, sold)
 
 
-async def release_inventory(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int) -> None:
+async def release_inventory(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int, tentative: bool = False) -> None:
+    """Give `quantity` back (held tentatively, if `tentative`)."""
+    give_back = {"quantitySold": -quantity} | ({"quantityTentative": -quantity} if tentative else {})
+    await db.eventTickets.update_one({"_id": ticket_type_id, "quantitySold": {"$gte": quantity}}, {"$inc": give_back})
+
+
+async def confirm_tentative(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int) -> None:
+    """Stock held tentatively is now sold for good (its order took all its types)."""
     await db.eventTickets.update_one(
-        {"_id": ticket_type_id, "quantitySold": {"$gte": quantity}}, {"$inc": {"quantitySold": -quantity}}
+        {"_id": ticket_type_id, "quantityTentative": {"$gte": quantity}}, {"$inc": {"quantityTentative": -quantity}}
     )
 
 

@@ -359,31 +359,66 @@ async def reserve_inventory(
 ) -> bool | None:
     """Sell `quantity` of a ticket type if that many remain (guarded: never oversells);
     whether that took the last ones, or None if refused. `total`: its quantityTotal, if known."""
-    return await repo.reserve_inventory(db, ObjectId(ticket_type_id), quantity, total)
+    return (await repo.reserve_inventory(db, ObjectId(ticket_type_id), quantity, total)).took_last
 
 
 class StockTake(NamedTuple):
-    """One purchase's take of a ticket type's stock: how many, of a type of `total`."""
+    """One purchase's take of a ticket type's stock: how many, of a type of `total`; `tentative`
+    while its order has other types still to take (the stock may come back)."""
 
     db: AsyncDatabase
     quantity: int
     total: int
+    tentative: bool = False
 
 
 async def reserve_together(ticket_type_id: str, takes: list[StockTake]) -> list[bool | None]:
-    """Takes of one ticket type that arrived together (app/batches.py): one guarded write for
-    all of them if their sum fits, else each on its own, in arrival order. For each, as
-    `reserve_inventory`: whether it took the last ones, or None if refused."""
+    """Takes of one ticket type that arrived together (app/batches.py), first come first
+    served; for each, as `reserve_inventory`: whether it took the last ones, or None if refused.
+
+    One guarded write of their sum if it fits. If not, the count read after that refusal
+    says which of them fit, in arrival order (a take too big for what is left is refused,
+    a smaller one behind it may still fit), and one more write takes those. So a crowd
+    meeting a sell-out costs a few commands per group, not three per buyer, one after
+    the other, while buyers holding other types wait on the answer.
+    """
     db, total, oid = takes[0].db, takes[0].total, ObjectId(ticket_type_id)
-    if len(takes) > 1:
-        took_last = await repo.reserve_inventory(db, oid, sum(t.quantity for t in takes), total)
-        if took_last is not None:
-            return [False] * (len(takes) - 1) + [took_last]
-    return [await repo.reserve_inventory(db, oid, t.quantity, total) for t in takes]
+    results: list[bool | None] = [None] * len(takes)
+    trying = list(range(len(takes)))
+    for _ in range(4):  # the count moves under us only if other processes sell the same type
+        if not trying:
+            return results
+        amount = sum(takes[i].quantity for i in trying)
+        tentative = sum(takes[i].quantity for i in trying if takes[i].tentative)
+        taken = await repo.reserve_inventory(db, oid, amount, total, tentative)
+        if taken.took_last is not None:
+            for i in trying:
+                results[i] = False
+            results[trying[-1]] = taken.took_last
+            return results
+        if taken.sold is None:  # the type is gone
+            return results
+        room, fitting = total - taken.sold, []
+        for i in trying:
+            if takes[i].quantity <= room:
+                fitting.append(i)
+                room -= takes[i].quantity
+        trying = fitting
+    # Still racing: each on its own.
+    for i in trying:
+        take = takes[i]
+        results[i] = (await repo.reserve_inventory(db, oid, take.quantity, total, take.quantity if take.tentative else 0)).took_last
+    return results
 
 
-async def release_inventory(db: AsyncDatabase, *, ticket_type_id: str, quantity: int) -> None:
-    await repo.release_inventory(db, ObjectId(ticket_type_id), quantity)
+async def release_inventory(db: AsyncDatabase, *, ticket_type_id: str, quantity: int, tentative: bool = False) -> None:
+    """Give stock back to a ticket type (held tentatively, if `tentative`)."""
+    await repo.release_inventory(db, ObjectId(ticket_type_id), quantity, tentative)
+
+
+async def confirm_tentative(db: AsyncDatabase, *, ticket_type_id: str, quantity: int) -> None:
+    """Stock held tentatively is sold for good: its order took every type it asked for."""
+    await repo.confirm_tentative(db, ObjectId(ticket_type_id), quantity)
 
 
 async def ticket_types_by_id(db: AsyncDatabase, *, ids: list[str]) -> dict[str, EventTicket]:
@@ -431,11 +466,20 @@ async def event_ids(db: AsyncDatabase, *, statuses: list[EventStatus]) -> list[s
     return await repo.event_ids(db, statuses)
 
 
-async def correct_counter(
-    db: AsyncDatabase, *, collection: str, doc_id: str, field: str, seen: int, value: int
-) -> bool:
-    """Set a counter to the recount `value` if it still holds `seen`; False if a write raced us."""
-    return await repo.set_counter_if_unchanged(db, collection, ObjectId(doc_id), field, seen, value)
+async def correct_quantity_sold(db: AsyncDatabase, *, ticket_type_id: str, seen: int, value: int) -> bool:
+    """Repair: quantitySold becomes the recount `value` if it still holds `seen`; False if a write raced us."""
+    return await repo.set_counter_if_unchanged(db, "eventTickets", ObjectId(ticket_type_id), "quantitySold", seen, value)
+
+
+async def correct_quantity_tentative(db: AsyncDatabase, *, ticket_type_id: str, seen: int, value: int) -> bool:
+    """Repair: quantityTentative becomes `value` if it still holds `seen` (a tentative hold whose
+    process died holds nothing); False if a write raced us."""
+    return await repo.set_counter_if_unchanged(db, "eventTickets", ObjectId(ticket_type_id), "quantityTentative", seen, value)
+
+
+async def correct_active_checkouts(db: AsyncDatabase, *, event_id: str, seen: int, value: int) -> bool:
+    """Repair: activeCheckouts becomes the recount `value` if it still holds `seen`; False if a write raced us."""
+    return await repo.set_counter_if_unchanged(db, "events", ObjectId(event_id), "activeCheckouts", seen, value)
 
 
 async def events_by_ids(db: AsyncDatabase, event_ids: list[str]) -> list[Event | None]:

@@ -7,7 +7,8 @@ The order of steps is what makes a purchase safe:
 3. the order is written PENDING, with the tickets it will issue (or FAILED at
    once, if the sale view shows a type short and a read of it confirms that);
 4. each item's stock is taken with the guarded counter; if one is short,
-   the ones taken are given back and the order FAILS (nothing issued);
+   the ones taken are given back and the order FAILS (nothing issued):
+   see app/orders/stock.py;
 5. the planned tickets are inserted, the order COMPLETES and the checkout
    ends, handing the slot to the next buyer.
 A crash between steps leaves an order PENDING: `repair` finishes it if its
@@ -25,7 +26,6 @@ from typing import NamedTuple
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from app import metrics
 from app.auth import Viewer, require_user
 from app.catalog import service as catalog
 from app.catalog.models import EventStatus, EventTicket
@@ -33,10 +33,9 @@ from app.checkout import service as checkout
 from app.checkout.models import CheckoutStatus
 from app.documents import parse_object_id
 from app.errors import Checker, DomainError, ErrorCode, Problem, fail
-from app.orders import codes, endings
+from app.orders import codes, endings, stock
 from app.orders import repository as repo
 from app.orders.models import Failure, Order, OrderItem, OrderState, PlannedTicket, UserTicket
-from app.pubsub import channels
 from app.queue import service as queue
 from app.queue.models import QueueEntry, QueueStatus
 from app.runtime import Runtime
@@ -95,7 +94,7 @@ async def purchase_tickets(
         "totalCents": sum(i.quantity * i.unit_price_cents for i in order_items), "currency": currencies.pop(),
         "createdAtUtc": now, "updatedAtUtc": now,
     })
-    shortage = await _confirmed_shortage(rt, order, types)
+    shortage = await stock.confirmed_shortage(rt, order, types)
     if shortage is not None:
         # Refused without touching stock: the order is written FAILED at once, so that a twin
         # request, or a retry, with this key gets this same answer.
@@ -107,10 +106,10 @@ async def purchase_tickets(
         assert raced is not None
         return Purchased(await _replay(rt, raced, request_hash), None)
     if shortage is not None:
-        _count_refusal(shortage)
+        stock.count_refusal(shortage)
         raise DomainError(shortage)
 
-    ran_out = await _reserve_all(rt, order, types)
+    ran_out = await stock.reserve_all(rt, order, types)
     order, tickets = await finish_order(rt, order, stock_ran_out=ran_out, entry=entry)
     return Purchased(order, tickets)
 
@@ -254,69 +253,6 @@ def _plan_tickets(items: list[OrderItem]) -> list[PlannedTicket]:
         for item in items
         for _ in range(item.quantity)
     ]
-
-
-async def _reserve_all(rt: Runtime, order: Order, types: dict[str, EventTicket]) -> bool:
-    """Take every item's stock, or none of it (the order then FAILS with the reason); whether
-    any of the types ran out with it (only then can the event's status change)."""
-    taken: list[OrderItem] = []
-    ran_out = False
-    # Always in the same order, so two buyers of the same pair of types cannot starve each other.
-    for item in sorted(order.items, key=lambda i: i.ticket_type_id):
-        # Taken together with the other purchases of this type in flight (one write if all fit).
-        take = catalog.StockTake(rt.db, item.quantity, types[item.ticket_type_id].quantity_total)
-        took_last = await rt.stock_takes.submit(item.ticket_type_id, take, catalog.reserve_together)
-        if took_last is not None:
-            taken.append(item)
-            ran_out = ran_out or took_last
-            continue
-        for done in taken:
-            await catalog.release_inventory(rt.db, ticket_type_id=done.ticket_type_id, quantity=done.quantity)
-        index = next(i for i, it in enumerate(order.items) if it.ticket_type_id == item.ticket_type_id)
-        fresh = (await catalog.ticket_types_by_id(rt.db, ids=[item.ticket_type_id]))[item.ticket_type_id]
-        problem = _shortage(index, fresh)
-        failure = Failure(code=problem.code.value, message=problem.message, field=problem.field)
-        await repo.move(rt.db, order, OrderState.FAILED, now_ms(),
-                        {"failure": failure.model_dump()})
-        if taken:
-            await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})
-        _count_refusal(problem)
-        raise DomainError(problem)
-    await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})
-    return ran_out
-
-
-async def _confirmed_shortage(rt: Runtime, order: Order, types: dict[str, EventTicket]) -> Problem | None:
-    """The shortage that refuses the order, if the sale view shows one and the documents,
-    read now, confirm it; else None, and the guarded counters decide.
-
-    After a sell-out most purchases still in flight are refused: this costs them
-    one read instead of the order's PENDING write, the counters' two guarded
-    writes and the FAILED write. The view alone never refuses: it can show too
-    little for a second after stock was given back.
-    """
-    short = {i.ticket_type_id for i in order.items if types[i.ticket_type_id].quantity_remaining < i.quantity}
-    if not short:
-        return None
-    fresh = await catalog.ticket_types_by_id(rt.db, ids=sorted(short))
-    for index, item in enumerate(order.items):
-        ticket = fresh.get(item.ticket_type_id)
-        if ticket is not None and ticket.quantity_remaining < item.quantity:
-            return _shortage(index, ticket)
-    return None
-
-
-def _count_refusal(problem: Problem) -> None:
-    metrics.PURCHASES.labels("failed").inc()
-    metrics.SOLD_OUTS.labels(problem.code.value).inc()
-
-
-def _shortage(index: int, ticket: EventTicket) -> Problem:
-    """SOLD_OUT, or INSUFFICIENT_INVENTORY with what is left, for item `index` of the request."""
-    field = f"input.items.{index}.quantity"
-    if ticket.quantity_remaining == 0:
-        return Problem(ErrorCode.SOLD_OUT, f"{ticket.name} is sold out", field)
-    return Problem(ErrorCode.INSUFFICIENT_INVENTORY, f"only {ticket.quantity_remaining} {ticket.name} left; nothing was bought", field)
 
 
 async def _replay(rt: Runtime, order: Order, request_hash: str) -> Order:

@@ -354,9 +354,7 @@ async def recount_slots(rt: Runtime, *, event_id: str, settle_seconds: float) ->
     again = await catalog.get_event(rt.db, event_id=event_id)
     if again.active_checkouts != held or await _slots_held(rt, event_id) != counted:
         return None
-    if not await catalog.correct_counter(
-        rt.db, collection="events", doc_id=event_id, field="activeCheckouts", seen=held, value=expected
-    ):
+    if not await catalog.correct_active_checkouts(rt.db, event_id=event_id, seen=held, value=expected):
         return None
     if expected < held:
         await fill_free_slots(rt, event_id=event_id)  # buyers waiting behind the slots that leaked

@@ -9,6 +9,8 @@ no write raced the recount (the counter still holds the value read first):
 - quantitySold of a type = its issued, non-cancelled tickets + the items of
   orders still in flight (PENDING/RESERVED). Counting in-flight orders as sold
   errs towards selling less, never more.
+- quantityTentative of a type = 0 once no order is in flight (a purchase that
+  died while taking its types left it; see app/orders/stock.py).
 - activeCheckouts of an event = its ADMITTED entries, only if both numbers
   hold still for a short settle time (a turn given to a join still writing
   its entry holds a slot for a moment before the entry is ADMITTED).
@@ -110,12 +112,17 @@ async def repair_counters(rt: Runtime, *, event_id: str, settle_seconds: float =
             held[item.ticket_type_id] += item.quantity
     for ticket in types:
         expected = issued.get(ticket.id, 0) + held[ticket.id]
-        if expected != ticket.quantity_sold and await catalog.correct_counter(
-            rt.db, collection="eventTickets", doc_id=ticket.id, field="quantitySold",
-            seen=ticket.quantity_sold, value=expected,
+        if expected != ticket.quantity_sold and await catalog.correct_quantity_sold(
+            rt.db, ticket_type_id=ticket.id, seen=ticket.quantity_sold, value=expected,
         ):
             corrections.append(f"quantitySold of {ticket.id}: {ticket.quantity_sold} -> {expected}")
             metrics.REPAIRS.labels("quantity_sold").inc()
+        # Tentative holds last while an order takes its types; with none in flight, none is held.
+        if ticket.quantity_tentative and not in_flight and await catalog.correct_quantity_tentative(
+            rt.db, ticket_type_id=ticket.id, seen=ticket.quantity_tentative, value=0,
+        ):
+            corrections.append(f"quantityTentative of {ticket.id}: {ticket.quantity_tentative} -> 0")
+            metrics.REPAIRS.labels("quantity_tentative").inc()
 
     slots = await queue.recount_slots(rt, event_id=event_id, settle_seconds=settle_seconds)
     if slots is not None:

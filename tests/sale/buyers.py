@@ -135,7 +135,7 @@ class Buyer:
         self.flags = {
             "double_join": index % 10 == 1,       # joinQueue twice at once, through both API processes
             "double_purchase": index % 10 == 2,   # the same purchase twice at once (a double submit)
-            "replay": index % 10 == 3,            # retry the completed purchase with its key
+            "replay": index % 5 == 3,             # retry the completed purchase with its key (on both API ports)
             "early_purchase": index % 20 == 4,    # purchase before startCheckout: NO_ACTIVE_CHECKOUT
             "buy_again": index % 20 == 5,         # a new key after completion: NO_ACTIVE_CHECKOUT
         }

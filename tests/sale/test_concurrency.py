@@ -319,6 +319,14 @@ def describe_unexpected(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def refusals_by_plan(orders: list[dict], types: dict[str, dict]) -> Counter:
+    """FAILED orders counted by their code and what they asked for (to explain unsold stock)."""
+    return Counter(
+        (o["failure"]["code"], tuple((types[str(i["ticketTypeId"])]["type"], i["quantity"]) for i in o["items"]))
+        for o in orders if o["state"] == "FAILED"
+    )
+
+
 def check_inventory_and_tickets(db, sale: Sale, records: list[dict]) -> dict:
     """Invariants 1, 5 and 6 in the database, and every buyer's account of the sale against it."""
     event = ObjectId(sale.event_id)
@@ -378,7 +386,9 @@ def check_inventory_and_tickets(db, sale: Sale, records: list[dict]) -> dict:
     # buyer who wanted two, or one of each type, may leave one or two behind when
     # the last of the other is gone. What may never happen is checked exactly above.
     for t in types.values():
-        assert t["quantityTotal"] - t["quantitySold"] <= 2, f"{t['type']} did not sell out: {t}"
+        assert t["quantityTotal"] - t["quantitySold"] <= 2, (
+            f"{t['type']} did not sell out: {t}; refusals by (code, items): {refusals_by_plan(orders, types)}"
+        )
     outcomes = Counter(r["outcome"] for r in records)
     got = {r["user"]: r["order"] for r in records if r["outcome"] == "order"}
     assert {o["userId"] for o in completed.values()} == set(got), "orders in the database differ from the buyers' orders"

@@ -129,9 +129,13 @@ async def test_stock_taken_together_is_one_write_when_all_fit_and_first_come_fir
     command_counter.reset()
     assert await asyncio.gather(*(buy(u, 1) for u in people[:3])) == ["bought"] * 3
     assert command_counter.targets.count("update eventTickets") == 1, command_counter.targets
-    # Three buyers of two with four left: the sum does not fit, so each is taken on its own in
-    # arrival order: the first two buy, the third is refused and nothing of theirs is kept.
+    # Three buyers of two with four left: the sum does not fit, so the count read after that
+    # refusal says who fits, in arrival order: the first two buy, in one more write, and the
+    # third is refused, nothing of theirs kept: two writes of two guards each ("some left",
+    # "exactly the rest"). Each on its own took six.
+    command_counter.reset()
     assert await asyncio.gather(*(buy(u, 2) for u in people[3:])) == ["bought", "bought", "SOLD_OUT"]
+    assert command_counter.targets.count("update eventTickets") == 4, command_counter.targets
     stock = await api.db.eventTickets.find_one({"_id": ObjectId(general["id"])})
     assert stock["quantitySold"] == 7
     assert await api.db.userTickets.count_documents({"eventId": ObjectId(eid)}) == 7

@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from bson import ObjectId
 
+from app.catalog import sale_view
+from app.orders import stock
 from tests.api_client import ApiClient
 from tests.conftest import make_token
 from tests.factories import (
@@ -223,6 +225,83 @@ async def test_a_refusal_by_the_guarded_write_is_stored_and_replayed(api, organi
     await refused_purchase(api, buyer, event["id"], items, "SOLD_OUT", field="input.items.1.quantity")
     assert await api.db.orders.count_documents({"userId": "late"}) == 1
     assert await issued(api, userId="late") == 0
+
+
+# --- stock held tentatively by an order of several types (app/orders/stock.py) ----------------------------
+
+
+async def stock_of(api: ApiClient, ticket_type_id: str) -> tuple[int, int]:
+    """(quantitySold, quantityTentative) as stored."""
+    doc = await api.db.eventTickets.find_one({"_id": ObjectId(ticket_type_id)})
+    return doc["quantitySold"], doc.get("quantityTentative", 0)
+
+
+async def hold_tentatively(api: ApiClient, ticket_type_id: str, quantity: int) -> None:
+    """What another process's order of several types does while it takes its other types."""
+    await api.db.eventTickets.update_one(
+        {"_id": ObjectId(ticket_type_id)}, {"$inc": {"quantitySold": quantity, "quantityTentative": quantity}}
+    )
+
+
+async def test_an_order_of_two_types_holds_the_first_tentatively_and_gives_it_back_when_the_second_is_refused(
+        api, organizer, monkeypatch):
+    monkeypatch.setattr(sale_view, "VIEW_MS", 60_000)  # the view stays as loaded: the guarded writes decide
+    event, (general, vip) = await on_sale_event(
+        api, organizer, ticket_type_input(quantityTotal=10), ticket_type_input(type="VIP", quantityTotal=1)
+    )
+    assert general["id"] < vip["id"]  # GENERAL is taken first
+    a, b = make_token("two-types-a"), make_token("two-types-b")
+    for token in (a, b):
+        await checkout(api, token, event["id"])  # the view now holds 1 VIP left
+    await api.db.eventTickets.update_one({"_id": ObjectId(vip["id"])}, {"$set": {"quantitySold": 1}})  # sold elsewhere
+    await refused_purchase(api, a, event["id"], [(general["id"], 1), (vip["id"], 1)], "SOLD_OUT",
+                           field="input.items.1.quantity")
+    assert await stock_of(api, general["id"]) == (0, 0)  # taken tentatively, then given back
+    await api.db.eventTickets.update_one({"_id": ObjectId(vip["id"])}, {"$set": {"quantitySold": 0}})
+    order = await buy(api, b, event["id"], [(general["id"], 2), (vip["id"], 1)])
+    assert len(order["tickets"]) == 3
+    # Sold for good: nothing stays tentative.
+    assert await stock_of(api, general["id"]) == (2, 0) and await stock_of(api, vip["id"]) == (1, 0)
+
+
+async def test_a_buyer_refused_on_a_tentative_hold_looks_again_and_gets_the_stock_that_comes_back(
+        api, organizer, monkeypatch):
+    """The rush's unsold tickets: an order of two types held the last GENERAL for a moment, and a
+    buyer of GENERAL alone was refused although it came back. Now that buyer waits it out."""
+    monkeypatch.setattr(sale_view, "VIEW_MS", 60_000)
+    event, (general,) = await on_sale_event(api, organizer, ticket_type_input(quantityTotal=1))
+    buyer = make_token("waits-out-a-hold")
+    await checkout(api, buyer, event["id"])
+    await hold_tentatively(api, general["id"], 1)
+    purchase = asyncio.ensure_future(api.mutate("PurchaseTickets", buy_input(event["id"], [(general["id"], 1)]), buyer))
+    await asyncio.sleep(0.15)
+    assert not purchase.done()  # looking again, not refused
+    await api.db.eventTickets.update_one(  # the holder's other type was refused: it gives this one back
+        {"_id": ObjectId(general["id"])}, {"$inc": {"quantitySold": -1, "quantityTentative": -1}}
+    )
+    payload = await purchase
+    assert payload["errors"] == [] and len(payload["order"]["tickets"]) == 1
+    assert await stock_of(api, general["id"]) == (1, 0)
+
+
+async def test_a_tentative_hold_that_is_confirmed_or_never_ends_refuses_within_the_wait(api, organizer, monkeypatch):
+    monkeypatch.setattr(sale_view, "VIEW_MS", 60_000)
+    event, (general,) = await on_sale_event(api, organizer, ticket_type_input(quantityTotal=1))
+    confirmed, stale = make_token("hold-confirmed"), make_token("hold-stale")
+    for token in (confirmed, stale):
+        await checkout(api, token, event["id"])
+    await hold_tentatively(api, general["id"], 1)
+    purchase = asyncio.ensure_future(api.mutate("PurchaseTickets", buy_input(event["id"], [(general["id"], 1)]), confirmed))
+    await asyncio.sleep(0.1)
+    await api.db.eventTickets.update_one(  # the holder took its other type: this one is sold for good
+        {"_id": ObjectId(general["id"])}, {"$inc": {"quantityTentative": -1}}
+    )
+    assert codes(await purchase) == ["SOLD_OUT"]
+    # A hold whose process died stays until the repair: buyers are refused after the wait, not held for ever.
+    await api.db.eventTickets.update_one({"_id": ObjectId(general["id"])}, {"$set": {"quantityTentative": 1}})
+    started = asyncio.get_running_loop().time()
+    await refused_purchase(api, stale, event["id"], [(general["id"], 1)], "SOLD_OUT")
+    assert asyncio.get_running_loop().time() - started < stock.TENTATIVE_WAIT_SECONDS + 1.0
 
 
 async def test_an_order_is_all_or_nothing(api, organizer, buyer):

@@ -308,6 +308,24 @@ async def test_a_real_purchase_that_crashed_with_its_stock_taken_before_issuing_
     assert codes(replay) == ["PURCHASE_INTERRUPTED"]
 
 
+async def test_a_tentative_hold_left_by_a_dead_purchase_is_cleared_once_nothing_is_in_flight(api, organizer, buyer):
+    """A purchase of two types that died between them left its first type tentative; its order
+    is undone and the stock recounted, and the tentative count goes too (else buyers refused on
+    that type would keep looking again for a second, at every sell-out)."""
+    rt = api.runtime
+    event, (general, vip) = await on_sale_event(api, organizer, ticket_type_input(), ticket_type_input(type="VIP"))
+    await api.db.eventTickets.update_one(
+        {"_id": ObjectId(general["id"])}, {"$set": {"quantitySold": 2, "quantityTentative": 2}}
+    )
+    report = await repair(rt, grace_ms=0, settle_seconds=SETTLE)
+    assert sorted(report.corrections) == sorted([
+        f"quantitySold of {general['id']}: 2 -> 0", f"quantityTentative of {general['id']}: 2 -> 0",
+    ])
+    doc = await api.db.eventTickets.find_one({"_id": ObjectId(general["id"])})
+    assert (doc["quantitySold"], doc["quantityTentative"]) == (0, 0)
+    assert (await repair(rt, grace_ms=0, settle_seconds=SETTLE)).corrections == []
+
+
 # --- (c) a leaked (or lost) checkout slot ---------------------------------------------------------------------
 
 
