@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
-from app.pubsub import Broker, channels
+from app.pubsub import CLOSING, Broker, channels
 
 log = logging.getLogger("app.live")
 
@@ -25,6 +25,8 @@ POSITION_INTERVAL = 1.0
 # What `Feed.ticks_into` puts in a subscriber's queue: the feed has a newer value.
 NEWER: dict = {"kind": "feed newer"}
 INVENTORY_INTERVAL = 0.2
+# Kinds of message read at once, not coalesced.
+URGENT = frozenset({CLOSING["kind"]})
 
 
 class Feed:
@@ -87,9 +89,12 @@ class Feed:
                 message = await messages.get()
                 if message.get("kind") not in self._kinds:
                     continue
-                delay = last + self._min_interval - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)  # coalesce: changes meanwhile are read together
+                # Coalesce: changes meanwhile are read together, unless one is urgent.
+                while message.get("kind") not in URGENT and (delay := last + self._min_interval - loop.time()) > 0:
+                    try:
+                        message = await asyncio.wait_for(messages.get(), delay)
+                    except TimeoutError:
+                        break
                 while not messages.empty():
                     messages.get_nowait()
                 await self._reload()
@@ -120,8 +125,10 @@ class EventFeeds:
 
     @asynccontextmanager
     async def positions(self, event_id: str, load: Callable[[], Awaitable[Any]]) -> AsyncIterator[Feed]:
-        """The event's turns (every waiting buyer's position), re-read at most once a second after a queue change."""
-        async with self._shared("positions", event_id, load, POSITION_INTERVAL, frozenset({"queue", "resync"})) as feed:
+        """The event's turns (every waiting buyer's position), re-read at most once a second after a queue
+        change, and at once when the queue closes."""
+        kinds = frozenset({"queue", "resync", CLOSING["kind"]})
+        async with self._shared("positions", event_id, load, POSITION_INTERVAL, kinds) as feed:
             yield feed
 
     @asynccontextmanager

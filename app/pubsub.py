@@ -9,6 +9,7 @@ Channels (see `channels` below):
 - `entry:<eventId>:<userId>`: one buyer's queue entry changed; the message is the entry.
 - `event:<eventId>`: something about the event's queue or inventory changed
   (`{"kind": "queue"}` or `{"kind": "inventory"}`); listeners re-read, coalesced.
+  `{"kind": "closing"}`: the queue just closed; listeners re-read at once.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class InProcessBroker:
 
 
 RESYNC: Message = {"kind": "resync"}
+# The event's queue just closed (a sell-out): not coalesced, every waiting buyer is to hear it.
+CLOSING: Message = {"kind": "closing"}
 
 
 class RedisBroker:

@@ -36,6 +36,7 @@ from app.timeutil import now_ms
 
 # A sold-out or cancelled event gives nobody a turn: its queue closes instead.
 _CLOSED = {"$in": ["$status", [EventStatus.CANCELLED.value, EventStatus.SOLD_OUT.value]]}
+_CLOSED_STATUSES = frozenset({EventStatus.CANCELLED.value, EventStatus.SOLD_OUT.value})
 _NEXT = {"$ifNull": ["$nextQueueSeq", 0]}
 _THROUGH = {"$ifNull": ["$admittedThrough", 0]}
 _SKIPPED = {"$ifNull": ["$skippedSeqs", []]}
@@ -73,6 +74,13 @@ class Turns(NamedTuple):
         """Was this seq given its turn (a slot), rather than skipped, still waiting, or joined
         as the queue closed?"""
         return self.closed_through < seq <= self.through and seq not in self.skipped
+
+    def closes(self, seq: int) -> bool:
+        """Will a WAITING seq be closed? Yes once the queue closed (sold out or cancelled) if it
+        never had its turn: no turn is given after that, and the closing closes every WAITING
+        entry, even if the sale reopens before it gets there. Yes too if it joined as the
+        queue last closed."""
+        return self.joined_as_it_closed(seq) or (self.status in _CLOSED_STATUSES and not self.has_turn(seq))
 
     def joined_as_it_closed(self, seq: int) -> bool:
         """A seq handed out before the queue's last closing: if still WAITING, it is to be closed."""

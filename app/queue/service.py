@@ -33,7 +33,7 @@ from app.catalog.models import Event, EventStatus, EventTicket
 from app.checkout import service as checkout
 from app.checkout.models import CheckoutSession, CheckoutStatus
 from app.errors import DomainError, ErrorCode, fail, not_found
-from app.pubsub import channels
+from app.pubsub import CLOSING, channels
 from app.queue import repository as repo
 from app.queue import groups
 from app.queue.groups import LOOK_AGAIN_WITHIN
@@ -63,12 +63,30 @@ async def get_entry(rt: Runtime, *, event_id: str, user_id: str) -> QueueEntry |
     return await _expire_entry_if_due(rt, entry, now_ms()) if entry else None
 
 
-async def position(rt: Runtime, entry: QueueEntry) -> int | None:
-    """1-based place among the event's WAITING buyers; None unless WAITING."""
+class Seen(NamedTuple):
+    """An entry as its buyer is shown it, and its 1-based place if it is WAITING."""
+
+    entry: QueueEntry
+    place: int | None
+
+
+def as_seen(entry: QueueEntry, counted: turns.Turns) -> Seen:
+    """The entry as its buyer should see it, given the queue's turns: its place if WAITING,
+    and CLOSED already if the queue closed before its turn (the closing, which writes that,
+    may take a second or two to reach it behind thousands of others)."""
     if entry.status is not QueueStatus.WAITING:
-        return None
+        return Seen(entry, None)
+    if counted.closes(entry.seq):
+        return Seen(entry.model_copy(update={"status": QueueStatus.CLOSED}), None)
+    return Seen(entry, counted.position(entry.seq))
+
+
+async def seen(rt: Runtime, entry: QueueEntry) -> Seen:
+    """`as_seen` with the turns read now (one read, for a WAITING entry only)."""
+    if entry.status is not QueueStatus.WAITING:
+        return Seen(entry, None)
     counted = await turns.read(rt.db, entry.event_id)
-    return counted.position(entry.seq) if counted else None
+    return as_seen(entry, counted) if counted else Seen(entry, None)
 
 
 async def turns_of(rt: Runtime, *, event_id: str) -> turns.Turns:
@@ -109,7 +127,7 @@ async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> Joined:
         # A live entry is still answered as it is, and a cooldown still said, after a sell-out.
         existing = await get_entry(rt, event_id=event.id, user_id=user_id)
         if existing is not None and existing.is_live():
-            return Joined(existing, await position(rt, existing))
+            return Joined(*await seen(rt, existing))
         if existing is not None:
             _require_may_rejoin(existing)
         raise
@@ -120,7 +138,7 @@ async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> Joined:
         entry = await _join_again(rt, event.id, user_id, place,
                                   {k: fresh[k] for k in _PLACE_FIELDS if fresh[k] is not None})
         if entry.seq != place.seq:
-            return Joined(entry, await position(rt, entry))
+            return Joined(*await seen(rt, entry))
     return await _placed(rt, entry, place, seated.turns_after)
 
 
@@ -188,7 +206,7 @@ async def _placed(rt: Runtime, entry: QueueEntry, place: turns.Place, counted: t
         await _close_straggler(rt, entry)
         await _require_on_sale_now(rt, entry.event_id)  # SOLD_OUT, unless the sale reopened since
         entry = await _current(rt, entry)
-        return Joined(entry, await position(rt, entry))
+        return Joined(*await seen(rt, entry))
     if counted.has_turn(entry.seq):
         admitted = await _admit_seq(rt, entry.event_id, entry.seq, counted)
         return Joined(admitted or await _current(rt, entry), None)
@@ -528,6 +546,8 @@ async def close_queue(rt: Runtime, *, event_id: str, cancelled: bool) -> list[Qu
     ACTIVE session ends (the event already holds no slots). Called once the
     event's status says so, so no turn is given after the counters are read.
     """
+    if cancelled:
+        await _announce_closing(rt, event_id)
     now = now_ms()
     counted = await turns_of(rt, event_id=event_id)
     closed: list[QueueEntry] = []
@@ -557,6 +577,7 @@ async def refresh_status(rt: Runtime, *, event_id: str, wait_for_closing: bool =
     event = await catalog.get_event(rt.db, event_id=event_id)
     status = await catalog.refresh_event_status(rt.db, event=event)
     if status is EventStatus.SOLD_OUT and event.status is not EventStatus.SOLD_OUT:
+        await _announce_closing(rt, event_id)
         if wait_for_closing:
             await close_queue(rt, event_id=event_id, cancelled=False)
         else:
@@ -631,6 +652,11 @@ def entry_message(entry: QueueEntry) -> dict:
 
 async def _publish_entry(rt: Runtime, entry: QueueEntry) -> None:
     await rt.broker.publish(channels.entry(entry.event_id, entry.user_id), entry_message(entry))
+
+
+async def _announce_closing(rt: Runtime, event_id: str) -> None:
+    # Every waiting subscriber hears it now (`as_seen`), not when the closing reaches them.
+    await rt.broker.publish(channels.event(event_id), CLOSING)
 
 
 async def _publish_queue_changed(rt: Runtime, event_id: str) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import pytest
 from bson import ObjectId
 
+from app.queue import repository as queue_repo
 from app.queue import service as queue
 from tests.api_client import ApiClient
 from tests.conftest import make_token
@@ -82,6 +83,40 @@ async def test_the_last_ticket_closes_the_queue_and_every_waiting_subscriber_hea
     assert [x["code"] for x in started["errors"]] == ["SOLD_OUT"]
     statuses = {name: await entry_status(api, eid, token) for name, token in buyers.items()}
     assert statuses == {"a": "COMPLETED", "b": "ADMITTED", "c": "CLOSED", "d": "CLOSED", "e": "CLOSED"}
+
+
+async def test_a_waiting_buyer_hears_closed_at_once_while_the_closing_has_yet_to_write_it(sale, monkeypatch):
+    """A sell-out's closing writes every WAITING entry, a chunk at a time: behind thousands that
+    takes seconds. Each waiting buyer is told at once, from the queue's turns (no turn is given
+    once the sale is SOLD_OUT, so the closing will close them), and reads CLOSED too."""
+    api, _, eid, general, buyers = sale
+    release = asyncio.Event()
+    real_close = queue_repo.close
+
+    async def held_close(*args, **kwargs):
+        await release.wait()
+        async for chunk in real_close(*args, **kwargs):
+            yield chunk
+
+    monkeypatch.setattr(queue_repo, "close", held_close)
+    connect = connector_of(api)
+    async with subscribe(connect, "QueueUpdates", {"eventId": eid}, buyers["d"], op_id="d") as d:
+        assert (await d.next_value("queueUpdates"))[1]["status"] == "WAITING"
+        started = asyncio.get_running_loop().time()
+        await api.ok("PurchaseTickets", purchase_input(eid, general["id"], quantity=2), buyers["a"])
+        heard_at, closed = (await d.until("queueUpdates", lambda v: v["status"] == "CLOSED", timeout=5))[-1]
+        assert heard_at - started < HEARD_WITHIN and closed["position"] is None
+        stored = await api.db.eventQueue.find_one({"eventId": ObjectId(eid), "userId": "buyer-d"})
+        assert stored["status"] == "WAITING", "the closing was held: this test proves nothing"
+        assert await entry_status(api, eid, buyers["d"]) == "CLOSED"
+        # C was ADMITTED before the sell-out: its turn came, so only the closing decides for it.
+        assert await entry_status(api, eid, buyers["c"]) == "ADMITTED"
+
+        release.set()
+        await api.runtime.closings.idle()
+        stored = await api.db.eventQueue.find_one({"eventId": ObjectId(eid), "userId": "buyer-d"})
+        assert stored["status"] == "CLOSED"
+        await d.silent_for(0.3)  # told once: the closing's own message changes nothing it was shown
 
 
 async def test_stock_that_comes_back_reopens_the_sale_for_closed_buyers(sale):

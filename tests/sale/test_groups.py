@@ -35,7 +35,7 @@ async def test_a_buyer_twice_in_one_group_keeps_one_place_and_nobody_waits_behin
     # answer may have been computed just before the twin gave it up).
     assert c.entry.seq == a.entry.seq + 3 and c.position in (3, 4)
     counted = await turns.read(rt.db, eid)
-    assert counted.waiting == 3 and await queue.position(rt, c.entry) == 3
+    assert counted.waiting == 3 and (await queue.seen(rt, c.entry)).place == 3
     assert await api.db.eventQueue.count_documents({"eventId": ObjectId(eid)}) == 4
 
 

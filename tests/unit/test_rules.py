@@ -86,3 +86,16 @@ def test_cursor_garbage_is_a_validation_error_and_slugs_fold():
         decode_cursor("!!!")
     assert bad.value.code is ErrorCode.VALIDATION and bad.value.problems[0].field == "after"
     assert slug("Renaissance World Tour!") == slug("renaissance  world-tour") == "renaissance-world-tour"
+
+
+def test_a_waiting_seq_is_shown_closed_once_the_queue_closed_before_its_turn():
+    from app.catalog.turns import Turns
+
+    # Seqs 1-3 had their turns, 5 was given up, 4 and 6-8 wait.
+    on_sale = Turns(next_seq=8, through=3, skipped=(5,), active=3, status="ON_SALE")
+    assert not any(on_sale.closes(seq) for seq in range(1, 9))
+    sold_out = on_sale._replace(status="SOLD_OUT")
+    assert [seq for seq in range(1, 9) if sold_out.closes(seq)] == [4, 5, 6, 7, 8]
+    # The sale reopened: seqs handed out before it closed stay closed, later ones wait again.
+    reopened = on_sale._replace(closed_through=6, next_seq=10)
+    assert [seq for seq in range(4, 11) if reopened.closes(seq)] == [4, 5, 6]

@@ -44,7 +44,7 @@ class SaleQuery:
         entry = await queue.get_entry(rt, event_id=str(event_id), user_id=user_id)
         if entry is None:
             return None
-        return QueueEntry.from_model(entry, await queue.position(rt, entry))
+        return QueueEntry.from_model(*await queue.seen(rt, entry))
 
     @strawberry.field(description="Q4: the viewer's tickets, newest first, optionally for one event.")
     async def my_tickets(self, info: Info, event_id: strawberry.ID | None = None) -> list[UserTicket]:
@@ -132,12 +132,11 @@ class Subscription:
                 sent: tuple | None = None
                 while True:
                     if entry is not None:
-                        waiting = entry.status is queue_models.QueueStatus.WAITING
-                        place = counted.position(entry.seq) if waiting else None
-                        state = (entry.seq, entry.status, entry.expires_at_utc, place)
+                        shown, place = queue.as_seen(entry, counted)
+                        state = (shown.seq, shown.status, shown.expires_at_utc, place)
                         if state != sent:
                             sent = state
-                            yield QueueEntry.from_model(entry, place)
+                            yield QueueEntry.from_model(shown, place)
                     message = await mine.get()
                     if message is NEWER:
                         counted = positions.value
