@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from typing import Any
 
-from app.pubsub import CLOSING, Broker, channels
+from app.pubsub import CLOSING, Broker, Inbox, channels
 
 log = logging.getLogger("app.live")
 
@@ -44,7 +44,7 @@ class Feed:
         self._ready = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.subscribers = 0
-        self._inboxes: set[asyncio.Queue] = set()
+        self._inboxes: set[Inbox] = set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"feed {self._channel}")
@@ -64,15 +64,11 @@ class Feed:
             waiter.cancel()
             self._task.result()
 
-    @contextmanager
-    def ticks_into(self, inbox: asyncio.Queue) -> Iterator[None]:
-        """Put NEWER into `inbox` after every reload, so a subscriber that already waits on its
-        own queue needs no second waiter (a task each, idle, for every subscriber)."""
-        self._inboxes.add(inbox)
-        try:
-            yield
-        finally:
-            self._inboxes.discard(inbox)
+    def ticks_into(self, inbox: Inbox) -> _Ticks:
+        """`with feed.ticks_into(inbox)`: NEWER goes into `inbox` after every reload, so a subscriber
+        that already waits on its own inbox needs no second waiter (a task each, idle, for every
+        subscriber)."""
+        return _Ticks(self._inboxes, inbox)
 
     async def wait_newer(self, than: int) -> tuple[int, Any]:
         """The first value whose version is above `than` (returns at once if there is one)."""
@@ -123,40 +119,76 @@ class EventFeeds:
         self._broker = broker
         self._feeds: dict[tuple[str, str], Feed] = {}
 
-    @asynccontextmanager
-    async def positions(self, event_id: str, load: Callable[[], Awaitable[Any]]) -> AsyncIterator[Feed]:
-        """The event's turns (every waiting buyer's position), re-read at most once a second after a queue
-        change, and at once when the queue closes."""
+    def positions(self, event_id: str, load: Callable[[], Awaitable[Any]]) -> FeedUse:
+        """`async with feeds.positions(...) as feed`: the event's turns (every waiting buyer's position),
+        re-read at most once a second after a queue change, and at once when the queue closes."""
         kinds = frozenset({"queue", "resync", CLOSING["kind"]})
-        async with self._shared("positions", event_id, load, POSITION_INTERVAL, kinds) as feed:
-            yield feed
+        return FeedUse(self, ("positions", event_id), load, POSITION_INTERVAL, kinds)
 
-    @asynccontextmanager
-    async def inventory(self, event_id: str, load: Callable[[], Awaitable[Any]]) -> AsyncIterator[Feed]:
-        """The event's inventory, re-read at most five times a second after any change."""
-        async with self._shared("inventory", event_id, load, INVENTORY_INTERVAL, frozenset({"queue", "inventory", "resync"})) as feed:
-            yield feed
+    def inventory(self, event_id: str, load: Callable[[], Awaitable[Any]]) -> FeedUse:
+        """`async with feeds.inventory(...) as feed`: the event's inventory, re-read at most five
+        times a second after any change."""
+        return FeedUse(self, ("inventory", event_id), load, INVENTORY_INTERVAL, frozenset({"queue", "inventory", "resync"}))
 
-    @asynccontextmanager
-    async def _shared(
-        self, what: str, event_id: str, load: Callable[[], Awaitable[Any]], interval: float, kinds: frozenset[str]
-    ) -> AsyncIterator[Feed]:
-        key = (what, event_id)
+    def use(self, key: tuple[str, str], load: Callable[[], Awaitable[Any]], interval: float, kinds: frozenset[str]) -> Feed:
+        """The shared feed of `key`, started if it is the first use; `release` when done."""
         feed = self._feeds.get(key)
         if feed is None:
-            feed = self._feeds[key] = Feed(self._broker, channels.event(event_id), load, interval, kinds)
+            feed = self._feeds[key] = Feed(self._broker, channels.event(key[1]), load, interval, kinds)
             feed.start()
         feed.subscribers += 1
-        try:
-            await feed.ready()
-            yield feed
-        finally:
-            feed.subscribers -= 1
-            if feed.subscribers == 0 and self._feeds.get(key) is feed:
-                del self._feeds[key]
-                await feed.stop()
+        return feed
+
+    async def release(self, key: tuple[str, str], feed: Feed) -> None:
+        feed.subscribers -= 1
+        if feed.subscribers == 0 and self._feeds.get(key) is feed:
+            del self._feeds[key]
+            await feed.stop()
 
     async def close(self) -> None:
         for feed in list(self._feeds.values()):
             await feed.stop()
         self._feeds.clear()
+
+
+class FeedUse:
+    """One subscriber's use of a shared feed (`async with`): a plain object rather than a
+    generator-based context manager, as one is held for every open subscription."""
+
+    __slots__ = ("_feeds", "_key", "_load", "_interval", "_kinds", "_feed")
+
+    def __init__(
+        self, feeds: EventFeeds, key: tuple[str, str], load: Callable[[], Awaitable[Any]], interval: float,
+        kinds: frozenset[str],
+    ) -> None:
+        self._feeds, self._key, self._interval, self._kinds = feeds, key, interval, kinds
+        self._load: Callable[[], Awaitable[Any]] | None = load
+        self._feed: Feed | None = None
+
+    async def __aenter__(self) -> Feed:
+        assert self._load is not None
+        self._feed = feed = self._feeds.use(self._key, self._load, self._interval, self._kinds)
+        self._load = None  # the feed holds it if it needed it: not one per subscriber
+        try:
+            await feed.ready()
+        except BaseException:
+            await self._feeds.release(self._key, feed)
+            raise
+        return feed
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._feed is not None
+        await self._feeds.release(self._key, self._feed)
+
+
+class _Ticks:
+    __slots__ = ("_inboxes", "_inbox")
+
+    def __init__(self, inboxes: set[Inbox], inbox: Inbox) -> None:
+        self._inboxes, self._inbox = inboxes, inbox
+
+    def __enter__(self) -> None:
+        self._inboxes.add(self._inbox)
+
+    def __exit__(self, *exc: object) -> None:
+        self._inboxes.discard(self._inbox)

@@ -1,9 +1,10 @@
-"""`python -m bench`: run the rush and reads scenarios, print the table, write the JSON; exit 1 if a guarantee broke.
+"""`python -m bench`: run the rush, reads and subscriptions scenarios, print the tables, write the JSON; exit 1 if a guarantee broke.
 
     python -m bench                                  # the default set (what `make bench` runs)
     python -m bench --scenario rush-2api             # some of them
     python -m bench --buyers 40 --tickets 12 --apis 1  # one rush of your own
     python -m bench --scenario reads                 # Q2 through the app against a bare handler
+    python -m bench --scenario subscriptions --subscribers 2000  # memory per open queueUpdates
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from bench.reads import ReadsConfig, reads_table, run_reads
 from bench.report import details, table, write_json
 from bench.rush import RushConfig, run_rush
+from bench.subscriptions import SubscriptionsConfig, run_subscriptions, subscriptions_table
 
 SCENARIOS = {
     "rush-1api": RushConfig("rush-1api"),
@@ -30,6 +32,7 @@ SCENARIOS = {
     # Today this one takes minutes: bounded, and whoever is left waiting counts as "no answer".
     "rush-2000": RushConfig("rush-2000", buyers=2000, tickets=500, max_seconds=600.0),
     "reads": ReadsConfig(),
+    "subscriptions": SubscriptionsConfig(),
 }
 
 
@@ -50,12 +53,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--trace", action="store_true", default=None,
                         help="record every database command to commands.jsonl (slows the rush: for small runs)")
     parser.add_argument("--read-seconds", type=float, help="seconds of load per round of the reads scenario (default 5)")
+    parser.add_argument("--subscribers", type=int, help="open subscriptions in the subscriptions scenario (default 10,000)")
     parser.add_argument("--out", type=Path, default=Path(".data/bench"), help="logs and results (default .data/bench)")
     parser.add_argument("--json", type=Path, help="write the results here (default OUT/results-<time>.json)")
     return parser.parse_args(argv)
 
 
-def chosen(args: argparse.Namespace) -> list[RushConfig | ReadsConfig]:
+def chosen(args: argparse.Namespace) -> list[RushConfig | ReadsConfig | SubscriptionsConfig]:
     """The scenarios to run, with the size flags applied; size flags alone make one custom rush."""
     overrides = {
         k: getattr(args, k) for k in ("buyers", "tickets", "checkout_limit", "apis", "buyer_processes", "grace_s",
@@ -68,8 +72,12 @@ def chosen(args: argparse.Namespace) -> list[RushConfig | ReadsConfig]:
         base = [RushConfig("rush")]
     else:
         base = list(SCENARIOS.values())
-    reads = {"seconds": args.read_seconds} if args.read_seconds else {}
-    return [dataclasses.replace(c, **(overrides if isinstance(c, RushConfig) else reads)) for c in base]
+    own = {
+        ReadsConfig: {"seconds": args.read_seconds} if args.read_seconds else {},
+        SubscriptionsConfig: {"subscribers": args.subscribers} if args.subscribers else {},
+        RushConfig: overrides,
+    }
+    return [dataclasses.replace(c, **own[type(c)]) for c in base]
 
 
 def machine() -> dict:
@@ -99,12 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     for config in chosen(args):
         if isinstance(config, ReadsConfig):
             print(f"{config.name}: Q2 against a bare handler, {config.rounds} rounds of {config.seconds:g} s...", flush=True)
+        elif isinstance(config, SubscriptionsConfig):
+            print(f"{config.name}: {config.subscribers:,} queueUpdates subscriptions on one API process...", flush=True)
         else:
             print(f"{config.name}: {config.buyers} buyers, {config.tickets} tickets, CHECKOUT_LIMIT {config.checkout_limit}, "
                   f"{config.apis} API process(es)...", flush=True)
         started = time.monotonic()
         try:
-            result = (run_reads if isinstance(config, ReadsConfig) else run_rush)(config, run_dir / config.name)
+            run = {ReadsConfig: run_reads, SubscriptionsConfig: run_subscriptions, RushConfig: run_rush}[type(config)]
+            result = run(config, run_dir / config.name)
         except KeyboardInterrupt:
             print("interrupted: everything started was stopped", file=sys.stderr)
             return 130
@@ -127,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
             if "ratio_q2_app_to_bare" in result:
                 print()
                 print(reads_table(result))
+            if "kb_per_subscription" in result:
+                print()
+                print(subscriptions_table(result))
         path = args.json or args.out / f"results-{stamp}.json"
         write_json(results, path, machine() | {"measured_at": stamp})
         print(f"\nresults: {path}")

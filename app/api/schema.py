@@ -7,10 +7,12 @@ from functools import lru_cache
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, execute, get_operation_ast, parse, specified_rules, validate
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, execute, get_operation_ast, parse, specified_rules, subscribe, validate
+from graphql import ExecutionResult as GraphQLExecutionResult
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.utils.await_maybe import await_maybe
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
@@ -107,8 +109,51 @@ class Schema(strawberry.Schema):
             return None
         return document, OperationType(operation.operation.value)
 
-    async def stream(self, *args: Any, **kwargs: Any) -> Any:
-        return _public_stream(await super().stream(*args, **kwargs))
+    async def stream(  # noqa: PLR0917 - Strawberry's signature
+        self, query: str | None, variable_values: dict[str, Any] | None = None, context_value: Any = None,
+        root_value: Any = None, operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> Any:
+        """As `execute`: a subscription seen before and valid goes straight to graphql-core's
+        `subscribe`. Strawberry's path would hold an instance of each extension and their
+        context managers for as long as the subscription stays open (ten thousand of them)."""
+        prepared = self._prepared(query, operation_name) if isinstance(query, str) else None
+        allowed = DEFAULT_ALLOWED_OPERATION_TYPES if allowed_operation_types is None else allowed_operation_types
+        if (prepared is None or prepared[1] is not OperationType.SUBSCRIPTION or prepared[1] not in allowed
+                or operation_extensions):
+            return _public_stream(await super().stream(
+                query, variable_values, context_value, root_value, operation_name, operation_extensions,
+                allowed_operation_types))
+        return self._subscription(prepared[0], variable_values, context_value, root_value, operation_name)
+
+    async def _subscription(
+        self, document: DocumentNode, variable_values: dict[str, Any] | None, context_value: Any,
+        root_value: Any, operation_name: str | None,
+    ) -> AsyncGenerator[ExecutionResult, None]:
+        """Strawberry's subscription stream, results and errors alike, without its extensions."""
+        source = await await_maybe(subscribe(
+            self._schema, document, root_value=root_value, context_value=context_value,
+            variable_values=variable_values, operation_name=operation_name,
+            executor_class=self.execution_context_class,
+        ))
+        if isinstance(source, GraphQLExecutionResult):  # refused before it started: variables, resolver
+            yield self._public(PreExecutionError(data=None, errors=source.errors))
+            return
+        try:
+            async for event in source:
+                yield self._public(ExecutionResult(data=event.data, errors=event.errors))
+        except Exception as error:  # noqa: BLE001 - as Strawberry: graphql-core raises what a resolver raised
+            coerced = error if isinstance(error, GraphQLError) else GraphQLError(str(error), original_error=error)
+            yield self._public(ExecutionResult(data=None, errors=[coerced]))
+        finally:
+            await source.aclose()
+
+    def _public(self, result: ExecutionResult) -> ExecutionResult:
+        if result.errors:
+            self.process_errors(result.errors)
+        make_public(result)
+        return result
 
 
 async def _public_stream(source: Any) -> AsyncGenerator[Any, None]:
