@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast schema baseline install clean bench
+.PHONY: run test test-fast schema baseline install clean bench seed-demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test-fast: $(STAMP)
 ## The sale-day rush and the reads scenario of DESIGN section 7 on the embedded default (docs/BENCHMARKS.md); BENCH_ARGS="--scenario reads" picks.
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+## Load a demo catalog of N events (default 100,000) into the embedded database (stop `make run` first) or MONGODB_URI.
+N ?= 100000
+seed-demo: $(STAMP)
+	$(PY) -m app seed-demo --events $(N)
 
 ## Export the GraphQL schema the code defines to schema.graphql.
 schema: $(STAMP)

@@ -1,4 +1,4 @@
-"""Command line: `python -m app serve | dev | token | schema`."""
+"""Command line: `python -m app serve | dev | worker | token | schema | seed-demo`."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("user", help="the token's subject (user id)")
     token.add_argument("--role", action="append", choices=ROLES, default=[], help="repeat for several roles")
     token.add_argument("--ttl", type=int, default=7 * 24 * 3600, help="lifetime in seconds (default: a week)")
+    demo = commands.add_parser("seed-demo", help="load a demo catalog of N events (stop `make run` first)")
+    demo.add_argument("--events", type=int, default=100_000, help="how many events (default 100,000)")
+    demo.add_argument("--seed", type=int, default=7, help="the same seed makes the same catalog")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -45,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         from workers.run import run_worker
 
         return run_worker(settings)
+    if args.command == "seed-demo":
+        from app.demo import run_seed_demo
+
+        return run_seed_demo(settings, events=args.events, seed=args.seed)
     if args.command == "dev":
         from app.dev import run_dev
 

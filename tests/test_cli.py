@@ -53,3 +53,21 @@ def test_serve_refuses_to_start_without_a_database(tmp_path):
     done = run_cli("serve", env={"DATA_DIR": str(tmp_path), "JWT_SECRET": "x" * 32, "MONGODB_URI": ""})
     assert done.returncode == 2
     assert "MONGODB_URI" in done.stderr
+
+
+def test_seed_demo_loads_a_catalog_through_the_services(tmp_path, mongo_uri):
+    """`make seed-demo N=...`: N events, their venues, and words as skewed as a real catalog's."""
+    from pymongo import MongoClient
+
+    done = run_cli("seed-demo", "--events", "300", env={"MONGODB_URI": mongo_uri, "DATA_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    with MongoClient(mongo_uri, directConnection=True) as client:
+        db = client.get_default_database()
+        assert db.events.count_documents({}) == 300
+        assert db.venues.count_documents({}) == 160
+        # Made as the API makes them: searchable, deduplicated, by a demo organizer.
+        event = db.events.find_one({})
+        assert event["searchTokens"] and event["dedupeKey"] and event["organizerId"] == "demo-organizer"
+        # Some words are common (each in about one event in ten), most are rare.
+        common = db.events.count_documents({"searchTokens": "live"})
+        assert 5 <= common <= 60, common
