@@ -32,8 +32,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix("venue.city", "startAtUtc"),
         _ix("artistId", "startAtUtc"),
         _ix("dedupeKey", unique=True),
-        # Search: a multikey scan on the tokens, in start order (see catalog/search.py).
-        _ix("searchTokens", "startAtUtc", name="searchTokens_startAtUtc"),
+        # Search: the ranked tokens, one score at a time, a window of starts at a time (see
+        # catalog/service.py `_search_tier`); with a city, the city's own.
+        _ix("searchRanks", "startAtUtc", "_id", name="searchRanks_startAtUtc"),
+        _ix("venue.city", "searchRanks", "startAtUtc", name="city_searchRanks_startAtUtc"),
         # Q1 with no filter: keyset pagination over (startAtUtc, _id).
         _ix("startAtUtc", "_id"),
         # The sweep's look for turns given and not taken up: queues that moved in the last minute.
@@ -85,10 +87,18 @@ def get_database(client: AsyncMongoClient, uri: str) -> AsyncDatabase:
     return client[database_name(uri)]
 
 
+# Indexes an earlier version made and nothing reads any more: each costs every insert a write.
+OBSOLETE_INDEXES = {"events": ["searchTokens_startAtUtc"]}
+
+
 async def ensure_indexes(db: AsyncDatabase) -> None:
-    """Create every collection index of the data model; safe to run on every start."""
+    """Create every collection index of the data model, drop obsolete ones; safe to run on every start."""
     for collection, models in INDEXES.items():
         await db[collection].create_indexes(models)
+    for collection, names in OBSOLETE_INDEXES.items():
+        existing = {ix["name"] async for ix in await db[collection].list_indexes()}
+        for name in existing.intersection(names):
+            await db[collection].drop_index(name)
 
 
 async def ping(db: AsyncDatabase) -> None:

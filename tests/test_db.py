@@ -8,7 +8,7 @@ from app.db import POOL_SIZE, connect
 EXPECTED = {
     "venues": [["city"], ["timezone"]],
     "events": [["status", "startAtUtc"], ["venue.city", "startAtUtc"], ["artistId", "startAtUtc"], ["dedupeKey"],
-               ["searchTokens", "startAtUtc"], ["queueActivityAtUtc"]],
+               ["searchRanks", "startAtUtc", "_id"], ["venue.city", "searchRanks", "startAtUtc"], ["queueActivityAtUtc"]],
     "eventTickets": [["eventId", "type"], ["eventId"]],
     "userTickets": [["ticketNumber"], ["confirmationCode"], ["userId", "purchasedAtUtc"], ["eventId", "userId"],
                     ["userId", "status"]],
@@ -29,6 +29,17 @@ async def test_start_up_creates_every_index_and_can_run_again(api):
             name = ",".join(fields)
             assert name in keys, f"{collection} lacks an index on {name}"
             assert keys[name] == ((collection, name) in UNIQUE), f"{collection}.{name} uniqueness"
+
+    names = {ix["name"] async for ix in await api.db.events.list_indexes()}
+    assert "searchTokens_startAtUtc" not in names
+
+
+async def test_start_up_drops_the_index_an_earlier_version_searched_with(api):
+    """Each index costs every insert a write: the old search's token index goes at start-up."""
+    await api.db.events.create_index([("searchTokens", 1), ("startAtUtc", 1)], name="searchTokens_startAtUtc")
+    await database.ensure_indexes(api.db)
+    names = {ix["name"] async for ix in await api.db.events.list_indexes()}
+    assert "searchTokens_startAtUtc" not in names and "searchRanks_startAtUtc" in names
 
 
 def test_the_database_is_named_by_the_uri():

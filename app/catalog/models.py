@@ -78,6 +78,8 @@ class Event(Document):
     # The last write to the queue's counters: the repair leaves a busy queue's counters alone.
     queue_activity_at_utc: int | None = Field(None, alias="queueActivityAtUtc")
     search_tokens: list[str] = Field(default_factory=list, alias="searchTokens")
+    # The same tokens, each prefixed by the score it earns as a query term here (catalog/search.py).
+    search_ranks: list[str] = Field(default_factory=list, alias="searchRanks")
     dedupe_key: str = Field(alias="dedupeKey")
     organizer_id: str = Field(alias="organizerId")
     created_at_utc: int = Field(alias="createdAtUtc")

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from bson import ObjectId
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from app.catalog.models import Event, EventStatus, EventTicket, TicketType, Venue
 
-SEARCH_INDEX = "searchTokens_startAtUtc"
+SEARCH_INDEX = "searchRanks_startAtUtc"
+CITY_SEARCH_INDEX = "city_searchRanks_startAtUtc"
 DUPLICATE_KEY = 11000
 
 
@@ -73,30 +74,34 @@ async def page_events(
     return [Event.from_doc(d) async for d in cursor]
 
 
-def search_query(terms: list[str], filters: dict[str, Any]) -> dict[str, Any]:
-    """The find filter for events holding every term (the first term drives the index scan)."""
-    return {"$and": [{"searchTokens": t} for t in terms] + ([filters] if filters else [])}
+def ranked_query(rank: str, city: str | None, starts: dict[str, int]) -> dict[str, Any]:
+    """The find filter for events holding the ranked token `rank`, in `city` if given, starting
+    within `starts`.
+
+    Nothing else goes in: SecantusDB's planner scans the whole collection for `$in` on the
+    tokens or a filter on a second array field, and walks a hinted index whole. For this filter it takes the ranked
+    index (the city's, with a city) and reads only the entries whose start is in range, so
+    a search bounds its cost by the width of the range it asks for.
+    """
+    query: dict[str, Any] = {"searchRanks": rank, "startAtUtc": starts}
+    return {"venue.city": city, **query} if city is not None else query
 
 
-async def search_candidates(
-    db: AsyncDatabase, terms: list[str], filters: dict[str, Any], cap: int
+async def ranked_events(
+    db: AsyncDatabase, query: dict[str, Any], *, latest_first: bool, limit: int, with_tokens: bool = False
 ) -> list[Event]:
-    """At most `cap` events holding every term, earliest start first, via the token index."""
-    cursor = (
-        db.events.find(search_query(terms, filters), projection={"searchTokens": 0})
-        .hint(SEARCH_INDEX)
-        .sort([("startAtUtc", ASCENDING)])
-        .limit(cap)
-    )
+    """At most `limit` (0: all) events matching a `ranked_query`, in start order (latest first if
+    asked); their search tokens only `with_tokens`."""
+    direction = DESCENDING if latest_first else ASCENDING
+    hidden = {"searchRanks": 0} if with_tokens else {"searchTokens": 0, "searchRanks": 0}
+    cursor = db.events.find(query, projection=hidden).sort([("startAtUtc", direction), ("_id", direction)]).limit(limit)
     return [Event.from_doc(d) async for d in cursor]
 
 
-async def explain_search(db: AsyncDatabase, terms: list[str], filters: dict[str, Any]) -> dict[str, Any]:
-    """The server's query plan for a search (for tests and operators)."""
+async def explain_find(db: AsyncDatabase, query: dict[str, Any], sort: dict[str, int], limit: int) -> dict[str, Any]:
+    """The server's plan and counts for one find (for tests and operators)."""
     return await db.command(
-        "explain",
-        {"find": "events", "filter": search_query(terms, filters), "hint": SEARCH_INDEX, "sort": {"startAtUtc": 1}},
-        verbosity="queryPlanner",
+        "explain", {"find": "events", "filter": query, "sort": sort, "limit": limit}, verbosity="executionStats",
     )
 
 

@@ -80,3 +80,27 @@ def relevance(terms: list[str], fields: dict[str, str | None]) -> int:
         max(_field_score(term, field_words[name], weight) for name, weight in FIELD_WEIGHTS.items())
         for term in terms
     )
+
+
+# Every score one query term can earn in one event, best first (see `relevance`).
+TERM_SCORES = sorted({WHOLE_WORD_BONUS + w for w in FIELD_WEIGHTS.values()} | set(FIELD_WEIGHTS.values()), reverse=True)
+
+
+def rank_token(score: int, token: str) -> str:
+    """The ranked token of `token` at `score`: what the ranked index holds and a query asks for."""
+    return f"{score:02d}:{token}"
+
+
+def ranked_tokens(fields: dict[str, str | None]) -> list[str]:
+    """Each token an event is findable by, once, prefixed by the score that token earns as a
+    query term in this event: a search walks one score at a time, best first, in start order."""
+    field_words = {name: words(fields.get(name)) for name in FIELD_WEIGHTS}
+    best: dict[str, int] = {}
+    for name, weight in FIELD_WEIGHTS.items():
+        for word in field_words[name]:
+            for token in {word, stem(word)}:
+                best[token] = max(best.get(token, 0), WHOLE_WORD_BONUS + weight)
+            for k in range(2, len(word)):
+                prefix = word[:k]
+                best[prefix] = max(best.get(prefix, 0), _field_score(prefix, field_words[name], weight))
+    return sorted(rank_token(score, token) for token, score in best.items())

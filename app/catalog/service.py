@@ -20,7 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from app.auth import Viewer, require_role
 from app.catalog import repository as repo
-from app.catalog import sale_view, search
+from app.catalog import sale_view, search, search_reads
 from app.catalog.inputs import (
     EventDraft,
     TicketTypeDraft,
@@ -50,7 +50,8 @@ MAX_PAGE = 100
 MAX_SEARCH_LIMIT = 100
 MAX_SEARCH_LENGTH = 200
 # Matches ranked in memory per search; past this, the earliest-starting win.
-SEARCH_CANDIDATES = 1000
+# Events that started less than this long ago are found with the upcoming ones (a show in progress).
+ONGOING_MS = 6 * 3600 * 1000
 
 
 # --- venues -----------------------------------------------------------------
@@ -139,6 +140,8 @@ async def create_event(db: AsyncDatabase, *, actor: Viewer, draft: EventDraft) -
         endAtUtc=values["end"],
         status=EventStatus.UPCOMING,
         searchTokens=search.index_tokens(values["title"], values["artist_name"], venue.name, venue.city),
+        searchRanks=search.ranked_tokens(
+            {"title": values["title"], "artist": values["artist_name"], "venue": venue.name, "city": venue.city}),
         dedupeKey=f"{values['artist_id']}:{venue.id}:{values['start']}:{slug(values['title'])}",
         organizerId=organizer_id,
         createdAtUtc=now_ms(),
@@ -324,9 +327,11 @@ async def list_events(db: AsyncDatabase, *, filters: EventFilterArgs | None, fir
 
 
 async def search_events(
-    db: AsyncDatabase, *, query: str, status: EventStatus | None, city: str | None, limit: int
+    db: AsyncDatabase, *, query: str, status: EventStatus | None, city: str | None, limit: int,
+    include_past: bool = False,
 ) -> list[Event]:
-    """Q5: events holding every query term, best match first, then earliest start."""
+    """Q5: events holding every query term, best match first, then earliest start; upcoming
+    events only, unless `include_past` (then past ones follow, latest first)."""
     text = query.strip()
     if not text or len(text) > MAX_SEARCH_LENGTH:
         raise fail(ErrorCode.VALIDATION, f"must be 1 to {MAX_SEARCH_LENGTH} characters", "query")
@@ -335,14 +340,12 @@ async def search_events(
     terms = search.query_terms(text)
     if not terms:
         raise fail(ErrorCode.VALIDATION, "must contain a letter or a digit", "query")
-    filters = _event_filters(Checker(), EventFilterArgs(status=status, city=city))
-    candidates = await repo.search_candidates(db, terms, filters, SEARCH_CANDIDATES)
-    scored = [
-        (search.relevance(terms, {"title": e.title, "artist": e.artist_name, "venue": e.venue.name, "city": e.venue.city}), e)
-        for e in candidates
-    ]
-    scored.sort(key=lambda pair: (-pair[0], pair[1].start_at_utc, pair[1].id))
-    return [e for _, e in scored[:limit]]
+    bound, where = now_ms() - ONGOING_MS, city.strip() if city else None
+    wanted = search_reads.Wanted(await search_reads.leading_first(db, terms, where, bound), where, status)
+    found = await search_reads.best(db, wanted, bound, limit, latest_first=False)
+    if include_past and len(found) < limit:
+        found += await search_reads.best(db, wanted, bound, limit - len(found), latest_first=True)
+    return found
 
 
 def _require_owner(actor: Viewer, owner_id: str, what: str) -> None:

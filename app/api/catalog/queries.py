@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from app.api.catalog.inputs import EventFilter
@@ -34,7 +36,8 @@ class CatalogQuery:
         return Event.from_model(found, tickets=await catalog.ticket_types_of_event(info.context.db, event_id=found.id))
 
     @strawberry.field(
-        description="Q5: full-text search over title, artist, venue and city, best match first (limit <= 100)."
+        description="Q5: full-text search over title, artist, venue and city, best match first (limit <= 100); "
+        "upcoming events only unless includePast."
     )
     async def search_events(
         self,
@@ -43,9 +46,12 @@ class CatalogQuery:
         status: EventStatus | None = None,  # type: ignore[valid-type]
         city: str | None = None,
         limit: int | None = 20,
+        include_past: Annotated[bool | None, strawberry.argument(
+            description="Also find events that started more than 6 hours ago, after the upcoming ones, latest first."
+        )] = False,
     ) -> list[Event]:
-        found = await catalog.search_events(info.context.db, query=query, status=status, city=city, limit=20 if limit is None else limit
-        )
+        found = await catalog.search_events(info.context.db, query=query, status=status, city=city,
+                                            limit=20 if limit is None else limit, include_past=bool(include_past))
         return [Event.from_model(e) for e in found]
 
     @strawberry.field

@@ -1,0 +1,132 @@
+"""How a search reads the ranked index (Q5): a few windows of starts, not every match.
+
+Each event holds its search tokens ranked (`search.ranked_tokens`): `14:live` if
+"live" is a whole word of its title, `04:liv` if a title word only begins so.
+The best events for a one-word query are those of the highest score, earliest
+first, then those of the next score, and so on. The index (searchRanks,
+startAtUtc) serves each score's events in start order.
+
+SecantusDB reads every index entry whose start is in the range asked, then
+sorts them (DESIGN section 6): one open range over a word in every tenth event
+read thousands. (It also answers `$in` on the tokens, or a filter on a second
+array, with a collection scan: each read names one ranked token.) So each score
+is read a window of starts at a time: two days first; then a window sized from
+the density seen to hold what is still needed, widened until it does; a score
+with nothing in its first weeks is read open-ended, as few events hold it. A
+search reads about as many entries as it returns, however many events match.
+
+The other terms and the status are checked on what comes back, and a window is
+then read whole; so the rarest term leads, as a first window of each tells. Upcoming events (started at most ONGOING_MS ago, see
+catalog/service.py) come first; past ones only when asked for, latest first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import NamedTuple
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from app.catalog import repository as repo
+from app.catalog import search
+from app.catalog.models import Event, EventStatus
+
+FIRST_WINDOW_MS = 2 * 86_400_000
+# While nothing was seen, a window this wide is read open-ended instead: the density seen
+# says few events are left. Once some were, a window is sized from them, up to the horizon.
+LAST_WINDOW_MS = 100 * 86_400_000
+HORIZON_MS = 5 * 365 * 86_400_000
+
+
+class Wanted(NamedTuple):
+    """What a search asks for: its terms (the leading one most selective), a city, a status."""
+
+    terms: list[str]
+    city: str | None
+    status: EventStatus | None
+
+
+# The scores whose first window tells how common a term is: in a title, whole or begun.
+DENSITY_SCORES = (search.WHOLE_WORD_BONUS + search.FIELD_WEIGHTS["title"], search.FIELD_WEIGHTS["title"])
+
+
+async def leading_first(db: AsyncDatabase, terms: list[str], city: str | None, bound: int) -> list[str]:
+    """The terms with the rarest first: the others are checked on what its windows return, so the
+    rarer it is, the fewer entries a search reads. How rare, from a first window of each."""
+    if len(terms) == 1:
+        return terms
+    side = _Side(bound, latest_first=False)
+    starts = side.between(bound, side.step(bound, FIRST_WINDOW_MS))
+    seen = {}
+    for term in terms:
+        reads = [repo.ranked_events(db, repo.ranked_query(search.rank_token(score, term), city, starts),
+                                    latest_first=False, limit=0) for score in DENSITY_SCORES]
+        seen[term] = sum(len(found) for found in await asyncio.gather(*reads))
+    return sorted(terms, key=lambda t: seen[t])  # stable: the longest first among equals
+
+
+async def best(db: AsyncDatabase, wanted: Wanted, bound: int, limit: int, *, latest_first: bool) -> list[Event]:
+    """The best `limit` events on one side of `bound` (after it; or before it, latest first)."""
+    side = _Side(bound, latest_first)
+    picked: list[Event] = []
+    for score in search.TERM_SCORES:
+        if len(picked) >= limit:
+            break
+        tier = await _tier(db, wanted, search.rank_token(score, wanted.terms[0]), side, limit - len(picked))
+        if len(wanted.terms) > 1:
+            tier.sort(key=lambda e: -search.relevance(wanted.terms, _fields(e)))  # stable: start order within
+        picked += tier
+    return picked
+
+
+class _Side(NamedTuple):
+    bound: int
+    latest_first: bool
+
+    def step(self, edge: int, span: int) -> int:
+        return edge - span if self.latest_first else edge + span
+
+    def between(self, edge: int, far: int) -> dict[str, int]:
+        return {"$gte": far, "$lt": edge} if self.latest_first else {"$gte": edge, "$lt": far}
+
+    def beyond(self, edge: int) -> dict[str, int]:
+        return {"$lt": edge} if self.latest_first else {"$gte": edge}
+
+
+async def _tier(db: AsyncDatabase, wanted: Wanted, rank: str, side: _Side, need: int) -> list[Event]:
+    """The first `need` events of one score, in windows of starts away from the bound."""
+    found: list[Event] = []
+    edge, span = side.bound, FIRST_WINDOW_MS
+    while len(found) < need:
+        if span >= (LAST_WINDOW_MS if not found else HORIZON_MS):
+            return found + await _read(db, wanted, rank, side.beyond(edge), side, need - len(found))
+        far = side.step(edge, span)
+        found += await _read(db, wanted, rank, side.between(edge, far), side, need - len(found))
+        edge, width = far, abs(far - side.bound)
+        # The next window: sized to hold what is still needed at the density seen, at least as
+        # wide as all before it; eight times as wide while nothing was seen.
+        have = len(found)
+        span = width * 8 if have == 0 else max(width, int(width * (need - have) / have * 2))
+    return found
+
+
+async def _read(db: AsyncDatabase, wanted: Wanted, rank: str, starts: dict[str, int], side: _Side,
+                limit: int) -> list[Event]:
+    """The events holding `rank` within `starts` that pass the search's checks, at most `limit`.
+    A search whose checks may reject reads its windows whole."""
+    checked = len(wanted.terms) > 1 or wanted.status is not None
+    query = repo.ranked_query(rank, wanted.city, starts)
+    got = await repo.ranked_events(db, query, latest_first=side.latest_first, limit=0 if checked else limit,
+                                   with_tokens=len(wanted.terms) > 1)
+    return [e for e in got if _passes(e, wanted)][:limit]
+
+
+def _passes(event: Event, wanted: Wanted) -> bool:
+    """Holds every term after the leading one, and has the status asked for, if any."""
+    if wanted.status is not None and event.status is not wanted.status:
+        return False
+    return set(wanted.terms[1:]).issubset(event.search_tokens)
+
+
+def _fields(event: Event) -> dict[str, str | None]:
+    return {"title": event.title, "artist": event.artist_name, "venue": event.venue.name, "city": event.venue.city}
