@@ -268,6 +268,27 @@ async def test_search_filters_by_city(api, tour):
     assert await search(api, "beyonce", city="Paris", status="ON_SALE") == []
 
 
+async def test_upcoming_events_come_first_and_past_ones_only_when_asked_for(api, cat):
+    """Events cannot be made in the past: these are moved there, as time would move them."""
+    from datetime import UTC, datetime
+
+    hour = 3_600_000
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    starts = {"Gala Soon": now + 30 * 24 * hour, "Gala Tonight": now - 2 * hour, "Gala Last Week": now - 7 * 24 * hour,
+              "Gala Last Year": now - 365 * 24 * hour}
+    for title in starts:
+        await cat.event(title, "Orchestra", ALBERT_HALL, 1)
+    for title, start in starts.items():
+        await api.db.events.update_one({"title": title}, {"$set": {"startAtUtc": start}})
+    # A show that started two hours ago is still on: it is found with the upcoming ones.
+    assert await search_titles(api, "gala") == ["Gala Tonight", "Gala Soon"]
+    assert await search_titles(api, "gala", includePast=True) == [
+        "Gala Tonight", "Gala Soon", "Gala Last Week", "Gala Last Year"]  # then the past, latest first
+    assert await search_titles(api, "gala", includePast=True, limit=3) == ["Gala Tonight", "Gala Soon", "Gala Last Week"]
+    assert await search_titles(api, "gala orchestra", includePast=True) == [
+        "Gala Tonight", "Gala Soon", "Gala Last Week", "Gala Last Year"]
+
+
 async def test_limit_is_honoured_and_keeps_the_best(api, cat):
     for days in range(6):
         await cat.event(f"Gigantic Tour {days}", "The Band", WEMBLEY, days)  # "gig" is a prefix here
