@@ -1,10 +1,11 @@
-"""`python -m bench`: run the rush, reads and subscriptions scenarios, print the tables, write the JSON; exit 1 if a guarantee broke.
+"""`python -m bench`: run the rush, reads, subscriptions and search scenarios, print the tables, write the JSON; exit 1 if a guarantee broke.
 
     python -m bench                                  # the default set (what `make bench` runs)
     python -m bench --scenario rush-2api             # some of them
     python -m bench --buyers 40 --tickets 12 --apis 1  # one rush of your own
     python -m bench --scenario reads                 # Q2 through the app against a bare handler
     python -m bench --scenario subscriptions --subscribers 2000  # memory per open queueUpdates
+    python -m bench --scenario search --search-events 20000      # searchEvents over HTTP (catalog kept)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from bench.reads import ReadsConfig, reads_table, run_reads
 from bench.report import details, table, write_json
 from bench.rush import RushConfig, run_rush
+from bench.search import SearchConfig, run_search, search_table
 from bench.subscriptions import SubscriptionsConfig, run_subscriptions, subscriptions_table
 
 SCENARIOS = {
@@ -33,6 +35,8 @@ SCENARIOS = {
     "rush-2000": RushConfig("rush-2000", buyers=2000, tickets=500, max_seconds=600.0),
     "reads": ReadsConfig(),
     "subscriptions": SubscriptionsConfig(),
+    # The first run loads 100,000 events (about ten minutes); later runs reuse them.
+    "search": SearchConfig(),
 }
 
 
@@ -54,12 +58,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="record every database command to commands.jsonl (slows the rush: for small runs)")
     parser.add_argument("--read-seconds", type=float, help="seconds of load per round of the reads scenario (default 5)")
     parser.add_argument("--subscribers", type=int, help="open subscriptions in the subscriptions scenario (default 10,000)")
+    parser.add_argument("--search-events", type=int, help="demo events in the search scenario (default 100,000)")
     parser.add_argument("--out", type=Path, default=Path(".data/bench"), help="logs and results (default .data/bench)")
     parser.add_argument("--json", type=Path, help="write the results here (default OUT/results-<time>.json)")
     return parser.parse_args(argv)
 
 
-def chosen(args: argparse.Namespace) -> list[RushConfig | ReadsConfig | SubscriptionsConfig]:
+def chosen(args: argparse.Namespace) -> list[RushConfig | ReadsConfig | SubscriptionsConfig | SearchConfig]:
     """The scenarios to run, with the size flags applied; size flags alone make one custom rush."""
     overrides = {
         k: getattr(args, k) for k in ("buyers", "tickets", "checkout_limit", "apis", "buyer_processes", "grace_s",
@@ -75,6 +80,7 @@ def chosen(args: argparse.Namespace) -> list[RushConfig | ReadsConfig | Subscrip
     own = {
         ReadsConfig: {"seconds": args.read_seconds} if args.read_seconds else {},
         SubscriptionsConfig: {"subscribers": args.subscribers} if args.subscribers else {},
+        SearchConfig: {"events": args.search_events} if args.search_events else {},
         RushConfig: overrides,
     }
     return [dataclasses.replace(c, **own[type(c)]) for c in base]
@@ -109,12 +115,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{config.name}: Q2 against a bare handler, {config.rounds} rounds of {config.seconds:g} s...", flush=True)
         elif isinstance(config, SubscriptionsConfig):
             print(f"{config.name}: {config.subscribers:,} queueUpdates subscriptions on one API process...", flush=True)
+        elif isinstance(config, SearchConfig):
+            print(f"{config.name}: searchEvents over {config.events:,} demo events...", flush=True)
         else:
             print(f"{config.name}: {config.buyers} buyers, {config.tickets} tickets, CHECKOUT_LIMIT {config.checkout_limit}, "
                   f"{config.apis} API process(es)...", flush=True)
         started = time.monotonic()
         try:
-            run = {ReadsConfig: run_reads, SubscriptionsConfig: run_subscriptions, RushConfig: run_rush}[type(config)]
+            run = {ReadsConfig: run_reads, SubscriptionsConfig: run_subscriptions, SearchConfig: run_search,
+                   RushConfig: run_rush}[type(config)]
             result = run(config, run_dir / config.name)
         except KeyboardInterrupt:
             print("interrupted: everything started was stopped", file=sys.stderr)
@@ -141,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
             if "kb_per_subscription" in result:
                 print()
                 print(subscriptions_table(result))
+            if "kinds" in result:
+                print()
+                print(search_table(result))
         path = args.json or args.out / f"results-{stamp}.json"
         write_json(results, path, machine() | {"measured_at": stamp})
         print(f"\nresults: {path}")

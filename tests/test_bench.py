@@ -90,3 +90,22 @@ def test_the_subscriptions_scenario_holds_2000_waiting_buyers_in_little_memory(t
     assert result["admitted_before_answer"] == result["admissions"] == 5, result
     assert result["idle_cpu_percent"] < 10, result
     assert result["server_problems"] == [], result["server_problems"]
+
+
+def test_the_search_scenario_times_four_kinds_of_query_over_http(tmp_path: Path) -> None:
+    """Issue 9's search scenario in a small form: a demo catalog loaded through the project's
+    code, each kind of query answered with results over HTTP, the catalog kept for the next run."""
+    results = tmp_path / "results.json"
+    command = [sys.executable, "-m", "bench", "--scenario", "search", "--search-events", "1500",
+               "--out", str(tmp_path), "--json", str(results)]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, f"stdout:\n{run.stdout[-4000:]}\nstderr:\n{run.stderr[-4000:]}"
+    assert "one common word  p50 / p95" in run.stdout, run.stdout
+    (result,) = json.loads(results.read_text())["results"]
+    assert set(result["kinds"]) == {"one common word", "two words", "3-letter prefix", "word + city"}
+    assert all(k["results"] > 0 and 0 < k["p50_ms"] <= k["p95_ms"] for k in result["kinds"].values()), result
+    assert result["load_seconds"] is not None and result["server_problems"] == [], result
+    # A second run reuses the catalog instead of loading it again.
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(results.read_text())["results"][0]["load_seconds"] is None

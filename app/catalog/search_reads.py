@@ -9,10 +9,10 @@ startAtUtc) serves each score's events in start order.
 SecantusDB reads every index entry whose start is in the range asked, then
 sorts them (DESIGN section 6): one open range over a word in every tenth event
 read thousands. (It also answers `$in` on the tokens, or a filter on a second
-array, with a collection scan: each read names one ranked token.) So each score
-is read a window of starts at a time: two days first; then a window sized from
-the density seen to hold what is still needed, widened until it does; a score
-with nothing in its first weeks is read open-ended, as few events hold it. A
+array, with a collection scan: each read names one ranked token.) So a search
+reads every score's first two days at once; a score with none there is held by
+few events and is read open-ended; a score with some is read on, best score
+first, in windows sized from the density seen to hold what is still needed. A
 search reads about as many entries as it returns, however many events match.
 
 The other terms and the status are checked on what comes back, and a window is
@@ -32,9 +32,7 @@ from app.catalog import search
 from app.catalog.models import Event, EventStatus
 
 FIRST_WINDOW_MS = 2 * 86_400_000
-# While nothing was seen, a window this wide is read open-ended instead: the density seen
-# says few events are left. Once some were, a window is sized from them, up to the horizon.
-LAST_WINDOW_MS = 100 * 86_400_000
+# Past this width a window is read open-ended.
 HORIZON_MS = 5 * 365 * 86_400_000
 
 
@@ -68,11 +66,21 @@ async def leading_first(db: AsyncDatabase, terms: list[str], city: str | None, b
 async def best(db: AsyncDatabase, wanted: Wanted, bound: int, limit: int, *, latest_first: bool) -> list[Event]:
     """The best `limit` events on one side of `bound` (after it; or before it, latest first)."""
     side = _Side(bound, latest_first)
+    ranks = [search.rank_token(score, wanted.terms[0]) for score in search.TERM_SCORES]
+    first_end = side.step(bound, FIRST_WINDOW_MS)
+    # Every score's first window at once: which have events near the bound, and how densely.
+    firsts = await asyncio.gather(*(_read(db, wanted, rank, side.between(bound, first_end), side, limit)
+                                    for rank in ranks))
     picked: list[Event] = []
-    for score in search.TERM_SCORES:
-        if len(picked) >= limit:
+    for rank, tier in zip(ranks, firsts, strict=True):
+        need = limit - len(picked)
+        if need <= 0:
             break
-        tier = await _tier(db, wanted, search.rank_token(score, wanted.terms[0]), side, limit - len(picked))
+        tier = tier[:need]
+        if not tier:  # none near the bound: few events hold it, read them at once
+            tier = await _read(db, wanted, rank, side.beyond(first_end), side, need)
+        elif len(tier) < need:
+            tier += await _more(db, wanted, rank, side, first_end, len(tier), need)
         if len(wanted.terms) > 1:
             tier.sort(key=lambda e: -search.relevance(wanted.terms, _fields(e)))  # stable: start order within
         picked += tier
@@ -93,20 +101,19 @@ class _Side(NamedTuple):
         return {"$lt": edge} if self.latest_first else {"$gte": edge}
 
 
-async def _tier(db: AsyncDatabase, wanted: Wanted, rank: str, side: _Side, need: int) -> list[Event]:
-    """The first `need` events of one score, in windows of starts away from the bound."""
+async def _more(db: AsyncDatabase, wanted: Wanted, rank: str, side: _Side, edge: int, seen: int, need: int) -> list[Event]:
+    """Events of one score past `edge`, `seen` of them having come before it: windows sized to
+    hold what is still needed at the density seen, widened until they do; open-ended past the horizon."""
     found: list[Event] = []
-    edge, span = side.bound, FIRST_WINDOW_MS
-    while len(found) < need:
-        if span >= (LAST_WINDOW_MS if not found else HORIZON_MS):
-            return found + await _read(db, wanted, rank, side.beyond(edge), side, need - len(found))
+    width = abs(edge - side.bound)
+    while seen + len(found) < need:
+        have = seen + len(found)
+        span = max(width, int(width * (need - have) / have * 2))
+        if span >= HORIZON_MS:
+            return found + await _read(db, wanted, rank, side.beyond(edge), side, need - have)
         far = side.step(edge, span)
-        found += await _read(db, wanted, rank, side.between(edge, far), side, need - len(found))
+        found += await _read(db, wanted, rank, side.between(edge, far), side, need - have)
         edge, width = far, abs(far - side.bound)
-        # The next window: sized to hold what is still needed at the density seen, at least as
-        # wide as all before it; eight times as wide while nothing was seen.
-        have = len(found)
-        span = width * 8 if have == 0 else max(width, int(width * (need - have) / have * 2))
     return found
 
 
