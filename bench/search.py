@@ -23,9 +23,9 @@ from app import db as db_module
 from app.demo import Catalogue, seed_demo
 from app.embedded import free_port, start_mongo
 from bench.documents import document
+from bench.reads import JWT_SECRET
 from bench.stack import _ready, _spawn, _wait, stop_child
 
-JWT_SECRET = "bench-secret-long-enough-for-hs256-signatures"
 TARGET_P95_MS = 50.0
 # Bumped when the demo catalog or the event documents change shape: an old catalog is reloaded.
 CATALOG_VERSION = 1

@@ -21,11 +21,11 @@ import aiohttp
 
 from app.auth import issue_token
 from bench.documents import document
+from bench.reads import JWT_SECRET
 from bench.seed import Sale, seed_sale
 from bench.stack import embedded_stack
 from bench.wsclient import Subscription
 
-JWT_SECRET = "bench-secret-long-enough-for-hs256-signatures"
 TARGET_KB = 30.0
 TARGET_POSITIONS_S = 1.0
 OPEN_AT_ONCE = 100
