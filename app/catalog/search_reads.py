@@ -72,13 +72,13 @@ async def best(db: AsyncDatabase, wanted: Wanted, bound: int, limit: int, *, lat
     firsts = await asyncio.gather(*(_read(db, wanted, rank, side.between(bound, first_end), side, limit)
                                     for rank in ranks))
     picked: list[Event] = []
-    for rank, tier in zip(ranks, firsts, strict=True):
+    for rank, (tier, held) in zip(ranks, firsts, strict=True):
         need = limit - len(picked)
         if need <= 0:
             break
         tier = tier[:need]
-        if not tier:  # none near the bound: few events hold it, read them at once
-            tier = await _read(db, wanted, rank, side.beyond(first_end), side, need)
+        if not held:  # no event near the bound holds it: few do, read them at once
+            tier = (await _read(db, wanted, rank, side.beyond(first_end), side, need))[0]
         elif len(tier) < need:
             tier += await _more(db, wanted, rank, side, first_end, len(tier), need)
         if len(wanted.terms) > 1:
@@ -108,24 +108,25 @@ async def _more(db: AsyncDatabase, wanted: Wanted, rank: str, side: _Side, edge:
     width = abs(edge - side.bound)
     while seen + len(found) < need:
         have = seen + len(found)
-        span = max(width, int(width * (need - have) / have * 2))
+        # Eight times as wide while none passed the checks (the other words, the status).
+        span = width * 8 if have == 0 else max(width, int(width * (need - have) / have * 2))
         if span >= HORIZON_MS:
-            return found + await _read(db, wanted, rank, side.beyond(edge), side, need - have)
+            return found + (await _read(db, wanted, rank, side.beyond(edge), side, need - have))[0]
         far = side.step(edge, span)
-        found += await _read(db, wanted, rank, side.between(edge, far), side, need - have)
+        found += (await _read(db, wanted, rank, side.between(edge, far), side, need - have))[0]
         edge, width = far, abs(far - side.bound)
     return found
 
 
 async def _read(db: AsyncDatabase, wanted: Wanted, rank: str, starts: dict[str, int], side: _Side,
-                limit: int) -> list[Event]:
-    """The events holding `rank` within `starts` that pass the search's checks, at most `limit`.
-    A search whose checks may reject reads its windows whole."""
+                limit: int) -> tuple[list[Event], int]:
+    """The events holding `rank` within `starts` that pass the search's checks, at most `limit`;
+    and how many were read. A search whose checks may reject reads its windows whole."""
     checked = len(wanted.terms) > 1 or wanted.status is not None
     query = repo.ranked_query(rank, wanted.city, starts)
     got = await repo.ranked_events(db, query, latest_first=side.latest_first, limit=0 if checked else limit,
                                    with_tokens=len(wanted.terms) > 1)
-    return [e for e in got if _passes(e, wanted)][:limit]
+    return [e for e in got if _passes(e, wanted)][:limit], len(got)
 
 
 def _passes(event: Event, wanted: Wanted) -> bool:

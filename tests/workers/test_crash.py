@@ -67,7 +67,9 @@ class Storm:
                 if kind == "BOTH" else [{"ticketTypeId": self.types[kind], "quantity": rng.choice([1, 2])}]
             )
             bought = await self.api.mutate(
-                "PurchaseTickets", {"input": {**event, "idempotencyKey": f"{user}-1", "items": items}}, token
+                # A key of this event's: a second attempt's buyers are the first's, and a key used for
+                # another event is refused (its slot then stays held, and nobody behind is admitted).
+                "PurchaseTickets", {"input": {**event, "idempotencyKey": f"{user}-{self.event_id}", "items": items}}, token
             )
             self.outcomes[user] = "order" if bought["order"] else f"refused: {bought['errors']}"
         except (TimeoutError, aiohttp.ClientError, AssertionError, OSError) as error:
