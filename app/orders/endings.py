@@ -52,8 +52,10 @@ async def finish_group(event_id: str, endings: list[Ending]) -> list[Finished]:
     now = now_ms()
     completed = await repo.complete_many(rt.db, orders, now)
     answers: list[Finished] = []
+    answered: set[str] = set()  # an order twice in a group (two repairs at once) is issued by the first
     for order in orders:
-        if order.id in completed:
+        if order.id in completed and order.id not in answered:
+            answered.add(order.id)
             metrics.PURCHASES.labels("completed").inc()
             metrics.TICKETS_ISSUED.inc(len(order.tickets))
             done = order.model_copy(update={"state": OrderState.COMPLETED, "updated_at_utc": now})
