@@ -20,8 +20,8 @@ ENDINGS_PER_GROUP = 50
 class Scheduler(Protocol):
     """Deferred work, run by the workers at (or just after) a given instant."""
 
-    async def expire_at(self, *, event_id: str, user_id: str, at_ms: int) -> None:
-        """Check the buyer's queue entry (and session) for expiry at `at_ms`."""
+    async def expire_at(self, *, event_id: str, at_ms: int) -> None:
+        """Expire the event's entries (and sessions) due by `at_ms`, at that instant or soon after."""
 
     async def refresh_status_at(self, *, event_id: str, at_ms: int) -> None:
         """Recompute the event's stored sale status at `at_ms` (a sale window opens or closes)."""
@@ -36,7 +36,7 @@ class Scheduler(Protocol):
 class NoScheduler:
     """No workers: the API's own sweep enforces expiry, and status is derived on read."""
 
-    async def expire_at(self, *, event_id: str, user_id: str, at_ms: int) -> None:
+    async def expire_at(self, *, event_id: str, at_ms: int) -> None:
         return None
 
     async def refresh_status_at(self, *, event_id: str, at_ms: int) -> None:

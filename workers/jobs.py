@@ -21,10 +21,11 @@ def _rt(ctx: Ctx) -> Runtime:
     return ctx["rt"]
 
 
-async def expire_entry(ctx: Ctx, event_id: str, user_id: str) -> bool:
-    """Deferred to an entry's (or session's) expiresAt: expire it if it is still due."""
-    expired = await queue.expire_buyer_if_due(_rt(ctx), event_id=event_id, user_id=user_id)
-    metrics.JOB_RUNS.labels("expire_entry", "expired" if expired else "nothing").inc()
+async def expire_due_entries(ctx: Ctx, event_id: str) -> int:
+    """Deferred to the expiresAt of a group of the event's entries (or sessions): expire every
+    entry of the event that is due by now; how many this run expired."""
+    expired = await queue.expire_every_due_entry(_rt(ctx), event_id=event_id)
+    metrics.JOB_RUNS.labels("expire_due_entries", "expired" if expired else "nothing").inc()
     return expired
 
 

@@ -50,7 +50,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
 
     return {
         "functions": [
-            func(jobs.expire_entry, keep_result=0, max_tries=5),
+            func(jobs.expire_due_entries, keep_result=0, max_tries=5),
             func(jobs.refresh_event_status, keep_result=0, max_tries=5),
         ],
         "cron_jobs": [

@@ -192,12 +192,10 @@ async def _placed(rt: Runtime, entry: QueueEntry, place: turns.Place, counted: t
     await _schedule_expiry(rt, entry)
     if place.admitted:
         metrics.ADMISSIONS.inc()
-        await _publish_entry(rt, entry)
-        await _publish_queue_changed(rt, entry.event_id)
+        await _announce_place(rt, entry)
         return Joined(entry, None)
     if place.ahead >= LOOK_AGAIN_WITHIN:
-        await _publish_entry(rt, entry)
-        await _publish_queue_changed(rt, entry.event_id)
+        await _announce_place(rt, entry)
         return Joined(entry, place.ahead + 1)
     # Our turn may have come before our entry was written: then its giver found nobody to admit.
     counted = counted or await turns_of(rt, event_id=entry.event_id)
@@ -215,8 +213,7 @@ async def _placed(rt: Runtime, entry: QueueEntry, place: turns.Place, counted: t
         for changed in await fill_free_slots(rt, event_id=entry.event_id, budget=FILL_INLINE):
             if changed.id == entry.id:
                 return Joined(changed, None)
-    await _publish_entry(rt, entry)
-    await _publish_queue_changed(rt, entry.event_id)
+    await _announce_place(rt, entry)
     return Joined(entry, counted.position(entry.seq))
 
 
@@ -279,12 +276,10 @@ async def _admit_through(rt: Runtime, event_id: str, seq: int, counted: turns.Tu
     now = now_ms()
     admitted = await repo.admit_through(rt.db, event_id, seq, counted.closed_through, now,
                                         now + rt.settings.checkout_expiry_seconds * 1000)
-    for entry in admitted:
-        metrics.ADMISSIONS.inc()
-        await _schedule_expiry(rt, entry)
-        await _publish_entry(rt, entry)
     if admitted:
-        await _publish_queue_changed(rt, event_id)
+        metrics.ADMISSIONS.inc(len(admitted))
+        await _schedule_expiries(rt, admitted)
+        await rt.broker.publish_many([_entry_publication(e) for e in admitted] + [_queue_changed(event_id)])
     return admitted
 
 
@@ -502,15 +497,6 @@ async def _expire_entry_if_due(rt: Runtime, entry: QueueEntry, now: int) -> Queu
     return entry
 
 
-async def expire_buyer_if_due(rt: Runtime, *, event_id: str, user_id: str) -> bool:
-    """The deferred expiry job: end one buyer's entry (and session) if its time has passed; True if it did."""
-    entry = await repo.get(rt.db, event_id, user_id)
-    now = now_ms()
-    if entry is None or not entry.is_live() or entry.expires_at_utc > now:
-        return False
-    return await end_admission(rt, entry, QueueStatus.EXPIRED, now) is not None
-
-
 async def expire_every_due_entry(rt: Runtime, *, now: int | None = None, event_id: str | None = None) -> int:
     """The sweep: expire every live entry (and its session) whose time has passed; how many."""
     now = now or now_ms()
@@ -639,11 +625,18 @@ async def _admitted_entry(rt: Runtime, event: Event, user_id: str) -> QueueEntry
 
 
 async def _schedule_expiry(rt: Runtime, entry: QueueEntry) -> None:
-    # Failing to schedule is not failing the request: the sweep is the backstop.
-    try:
-        await rt.scheduler.expire_at(event_id=entry.event_id, user_id=entry.user_id, at_ms=entry.expires_at_utc)
-    except Exception:  # noqa: BLE001
-        log.warning("could not schedule the expiry of %s; the sweep will catch it", entry.id, exc_info=True)
+    await _schedule_expiries(rt, [entry])
+
+
+async def _schedule_expiries(rt: Runtime, entries: list[QueueEntry]) -> None:
+    """The expiry jobs of these entries: one per event and instant (a group shares one)."""
+    for event_id, at_ms in sorted({(e.event_id, e.expires_at_utc) for e in entries}):
+        # Failing to schedule is not failing the request: the sweep is the backstop.
+        try:
+            await rt.scheduler.expire_at(event_id=event_id, at_ms=at_ms)
+        except Exception:  # noqa: BLE001
+            log.warning("could not schedule the expiry of %s at %s; the sweep will catch it", event_id, at_ms,
+                        exc_info=True)
 
 
 def entry_message(entry: QueueEntry) -> dict:
@@ -651,7 +644,20 @@ def entry_message(entry: QueueEntry) -> dict:
 
 
 async def _publish_entry(rt: Runtime, entry: QueueEntry) -> None:
-    await rt.broker.publish(channels.entry(entry.event_id, entry.user_id), entry_message(entry))
+    await rt.broker.publish(*_entry_publication(entry))
+
+
+async def _announce_place(rt: Runtime, entry: QueueEntry) -> None:
+    """Tell the buyer of its entry, and the event's subscribers that the queue changed (one round trip)."""
+    await rt.broker.publish_many([_entry_publication(entry), _queue_changed(entry.event_id)])
+
+
+def _entry_publication(entry: QueueEntry) -> tuple[str, dict]:
+    return channels.entry(entry.event_id, entry.user_id), entry_message(entry)
+
+
+def _queue_changed(event_id: str) -> tuple[str, dict]:
+    return channels.event(event_id), {"kind": "queue"}
 
 
 async def _announce_closing(rt: Runtime, event_id: str) -> None:
@@ -660,4 +666,4 @@ async def _announce_closing(rt: Runtime, event_id: str) -> None:
 
 
 async def _publish_queue_changed(rt: Runtime, event_id: str) -> None:
-    await rt.broker.publish(channels.event(event_id), {"kind": "queue"})
+    await rt.broker.publish(*_queue_changed(event_id))

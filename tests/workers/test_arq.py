@@ -32,7 +32,7 @@ from tests.workers.support import (
     ticket_doc,
 )
 from tests.workers.test_jobs import check_repaired, crashed_sale, opening_soon_event
-from workers.scheduler import LATE_MS, ArqScheduler, redis_settings
+from workers.scheduler import EXPIRY_BUCKET_MS, LATE_MS, ArqScheduler, redis_settings
 from workers.settings import worker_settings
 
 
@@ -52,11 +52,11 @@ async def test_every_job_runs_through_an_arq_worker(make_api, mongo_uri, redis_u
     sale = await crashed_sale(api, organizer)
     expires_at = (await entry_doc(api.db, e1, "buyer-x"))["expiresAtUtc"]
     opens_at = (await ticket_doc(api.db, general["id"]))["saleStartsAtUtc"]
-    expired_before = job_runs("expire_entry", "expired")
+    expired_before = job_runs("expire_due_entries", "expired")
 
     pool = await create_pool(redis_settings(redis_url))
     try:
-        assert await pool.enqueue_job("expire_entry", e1, "buyer-x", _defer_until=instant(expires_at + LATE_MS))
+        assert await pool.enqueue_job("expire_due_entries", e1, _defer_until=instant(expires_at + LATE_MS))
         assert await pool.enqueue_job("refresh_event_status", opening["id"], _defer_until=instant(opens_at + LATE_MS))
         # The cron jobs, run now (arq names them cron:<name>); their schedule is kept out of the way.
         for name in ("sweep_expired", "refresh_sale_statuses", "repair"):
@@ -69,7 +69,7 @@ async def test_every_job_runs_through_an_arq_worker(make_api, mongo_uri, redis_u
     finally:
         await pool.aclose()
 
-    assert job_runs("expire_entry", "expired") - expired_before == 1
+    assert job_runs("expire_due_entries", "expired") - expired_before == 1
     assert await statuses(api.db, e1) == {"buyer-x": "EXPIRED", "buyer-y": "ADMITTED"}
     assert (await event_doc(api.db, e1))["activeCheckouts"] == 1
     assert (await event_doc(api.db, opening["id"]))["status"] == "ON_SALE"
@@ -80,16 +80,23 @@ async def test_the_scheduler_queues_one_job_per_instant(redis_url):
     pool = await create_pool(redis_settings(redis_url))
     scheduler = ArqScheduler(pool)
     try:
-        later = int(datetime.now().timestamp() * 1000) + 60_000
-        for _ in range(2):  # the same expiry scheduled twice (e.g. by two API processes): one job
-            await scheduler.expire_at(event_id="e1", user_id="u1", at_ms=later)
-            await scheduler.refresh_status_at(event_id="e1", at_ms=later)
+        # An instant just past a bucket's start: the bucket ends EXPIRY_BUCKET_MS - 1 later.
+        later = (int(datetime.now().timestamp() * 1000) // EXPIRY_BUCKET_MS + 120) * EXPIRY_BUCKET_MS + 1
+        bucket_end = later + EXPIRY_BUCKET_MS - 1
+        # The same expiry scheduled twice, by this process and by another (e.g. two API processes),
+        # and entries expiring later in the same bucket: one job.
+        for scheduler_of_process in (scheduler, ArqScheduler(pool)):
+            for at in (later, later + 7, bucket_end):
+                await scheduler_of_process.expire_at(event_id="e1", at_ms=at)
+            await scheduler_of_process.refresh_status_at(event_id="e1", at_ms=later)
         await scheduler.refresh_status_at(event_id="e1", at_ms=later + 1000)
         assert await pool.zcard(QUEUE) == 3
         jobs = {j.function: j for j in await pool.queued_jobs()}
-        assert set(jobs) == {"expire_entry", "refresh_event_status"}
-        assert jobs["expire_entry"].args == ("e1", "u1")
-        assert jobs["expire_entry"].score == later + LATE_MS  # deferred to the instant, just after it
+        assert set(jobs) == {"expire_due_entries", "refresh_event_status"}
+        assert jobs["expire_due_entries"].args == ("e1",)
+        assert jobs["expire_due_entries"].score == bucket_end + LATE_MS  # deferred to the bucket's end, just after it
+        await scheduler.expire_at(event_id="e1", at_ms=bucket_end + 1)  # the next bucket: a job of its own
+        assert await pool.zcard(QUEUE) == 4
     finally:
         await scheduler.close()
 
@@ -120,7 +127,7 @@ async def test_two_workers_run_a_cron_firing_once(mongo_uri, redis_url):
         assert w1.jobs_failed + w2.jobs_failed == 0
 
 
-async def test_two_runs_of_expire_entry_for_one_entry_expire_it_once(make_api, mongo_uri, redis_url, organizer):
+async def test_two_runs_of_the_expiry_job_for_one_entry_expire_it_once(make_api, mongo_uri, redis_url, organizer):
     api = await make_api(checkout_limit=1, checkout_expiry_seconds=1)
     event, _ = await on_sale_event(api, organizer)
     eid = event["id"]
@@ -128,18 +135,18 @@ async def test_two_runs_of_expire_entry_for_one_entry_expire_it_once(make_api, m
     await join(api, make_token("buyer-b"), eid, "WAITING")
     await join(api, make_token("buyer-c"), eid, "WAITING")
     expires_at = (await entry_doc(api.db, eid, "buyer-a"))["expiresAtUtc"]
-    expired, nothing = job_runs("expire_entry", "expired"), job_runs("expire_entry", "nothing")
+    expired, nothing = job_runs("expire_due_entries", "expired"), job_runs("expire_due_entries", "nothing")
     expiries, admissions = sample("ticketing_queue_expiries_total"), sample("ticketing_admissions_total")
 
     pool = await create_pool(redis_settings(redis_url))
     try:
-        # Two API processes each scheduled this expiry (their clocks a little apart): two jobs, same entry.
-        for at in (expires_at, expires_at + 7):
-            await ArqScheduler(pool).expire_at(event_id=eid, user_id="buyer-a", at_ms=at)
+        # Two API processes each scheduled this expiry, their clocks apart by a bucket: two jobs, same entry.
+        for at in (expires_at, expires_at + EXPIRY_BUCKET_MS):
+            await ArqScheduler(pool).expire_at(event_id=eid, at_ms=at)
         assert await pool.zcard(QUEUE) == 2
         settings = make_settings(mongo_uri, redis_url=redis_url, checkout_limit=1, checkout_expiry_seconds=60)
         async with running_workers(settings, settings, cron_jobs=dormant_crons(settings)) as workers:
-            await drained(workers, after_ms=expires_at + 7 + LATE_MS + 100)
+            await drained(workers, after_ms=expires_at + 2 * EXPIRY_BUCKET_MS + LATE_MS + 100)
     finally:
         await pool.aclose()
 
@@ -152,7 +159,7 @@ async def test_two_runs_of_expire_entry_for_one_entry_expire_it_once(make_api, m
     assert sample("ticketing_queue_expiries_total") - expiries == 1
     assert sample("ticketing_admissions_total") - admissions == 1
     # (Which of the two runs reports the expiry is checked deterministically in test_jobs.py.)
-    assert job_runs("expire_entry", "expired") - expired + job_runs("expire_entry", "nothing") - nothing == 2
+    assert job_runs("expire_due_entries", "expired") - expired + job_runs("expire_due_entries", "nothing") - nothing == 2
 
 
 async def test_two_repair_runs_at_once_through_arq_have_one_effect(make_api, mongo_uri, redis_url, organizer):

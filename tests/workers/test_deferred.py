@@ -34,7 +34,7 @@ from tests.workers.support import (
     ticket_doc,
 )
 from tests.workers.test_jobs import opening_soon_event, quiet_since_the_crash
-from workers.scheduler import LATE_MS, redis_settings
+from workers.scheduler import LATE_MS, expiry_job_id, redis_settings
 
 # "within 2 s of its expiresAt" / "within ~2 s of the opening"
 ON_TIME_MS = 2000
@@ -61,7 +61,7 @@ async def test_an_idle_buyer_is_expired_by_the_worker_on_time_and_the_next_one_a
         await join(api, b, eid, "WAITING")
         await join(api, c, eid, "WAITING")
         a_doc = await entry_doc(api.db, eid, "buyer-a")
-        assert await job_exists(redis_url, f"expire:{eid}:buyer-a:{a_doc['expiresAtUtc']}")
+        assert await job_exists(redis_url, expiry_job_id(eid, a_doc["expiresAtUtc"]))
 
         async with subscribe(connector_of(api), "QueueUpdates", {"eventId": eid}, b) as b_updates:
             _, first = await b_updates.next_value("queueUpdates")
@@ -80,7 +80,7 @@ async def test_an_idle_buyer_is_expired_by_the_worker_on_time_and_the_next_one_a
         # buyer-b starts checkout and goes idle too: the session expires on time, buyer-c gets the slot.
         session = (await api.ok("StartCheckout", {"eventId": eid}, b))["session"]
         b_doc = await entry_doc(api.db, eid, "buyer-b")
-        assert await job_exists(redis_url, f"expire:{eid}:buyer-b:{b_doc['expiresAtUtc']}")
+        assert await job_exists(redis_url, expiry_job_id(eid, b_doc["expiresAtUtc"]))
 
         async def b_expired():
             return (await entry_doc(api.db, eid, "buyer-b"))["status"] == "EXPIRED"

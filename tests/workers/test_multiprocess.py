@@ -117,7 +117,7 @@ async def test_two_api_processes_and_a_worker_share_one_sale(mongo_uri, redis_ur
                 text_w = await response.text()
             # The expiry was the worker's deferred job. (How many of its runs *say* they expired the entry
             # is the subject of test_jobs.py: two due at once can both claim it.)
-            assert metric(text_w, "ticketing_job_runs_total", job="expire_entry", outcome="expired") >= 1
+            assert metric(text_w, "ticketing_job_runs_total", job="expire_due_entries", outcome="expired") >= 1
             assert metric(text_w, "ticketing_queue_expiries_total") == 1
             assert metric(text_w, "ticketing_admissions_total") == 1  # buyer-2, by the worker
 
