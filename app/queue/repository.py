@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
 from bson import ObjectId
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from app.db import insert_each
@@ -144,20 +144,27 @@ class Attach(NamedTuple):
 async def attach_sessions(db: AsyncDatabase, attaches: list[Attach]) -> list[QueueEntry | None]:
     """Record each checkout on its entry if the entry is still an unexpired admission with no
     session, in one command; the entry after it, or None where another session came first."""
-    def guard(a: Attach) -> dict[str, Any]:
-        # By `_id` alone with plain guards: SecantusDB finds the entry by a point lookup.
-        return {"_id": ObjectId(a.entry.id), "status": QueueStatus.ADMITTED.value, "sessionId": None,
-                "expiresAtUtc": {"$gt": a.now}}
-
     def attached(a: Attach) -> dict[str, Any]:
         return {"sessionId": a.session_id, "checkoutStartedAtUtc": a.now, "expiresAtUtc": a.expires_at}
 
-    result = await db.eventQueue.bulk_write([UpdateOne(guard(a), {"$set": attached(a)}) for a in attaches], ordered=False)
+    # One update_many whose pipeline looks up each entry's own values: half the time of one
+    # statement per entry (SecantusDB plans and runs each statement of a bulk write alone).
+    ids = [ObjectId(a.entry.id) for a in attaches]
+
+    def own(field: str) -> dict[str, Any]:
+        return {"$arrayElemAt": [[attached(a)[field] for a in attaches], {"$indexOfArray": [ids, "$_id"]}]}
+
+    # `_id` first: SecantusDB then finds the candidates by point lookups.
+    result = await db.eventQueue.update_many(
+        {"_id": {"$in": ids}, "status": QueueStatus.ADMITTED.value, "sessionId": None,
+         "expiresAtUtc": {"$gt": max(a.now for a in attaches)}},
+        [{"$set": {field: own(field) for field in ("sessionId", "checkoutStartedAtUtc", "expiresAtUtc")}}],
+    )
     if result.modified_count == len(attaches):
         won = [True] * len(attaches)
     else:  # some lost to another session: the stored session ids say which
-        ids = {"$in": [ObjectId(a.entry.id) for a in attaches]}
-        stored = {d["_id"]: d.get("sessionId") async for d in db.eventQueue.find({"_id": ids}, projection={"sessionId": 1})}
+        stored = {d["_id"]: d.get("sessionId")
+                  async for d in db.eventQueue.find({"_id": {"$in": ids}}, projection={"sessionId": 1})}
         won = [stored.get(ObjectId(a.entry.id)) == a.session_id for a in attaches]
     return [QueueEntry.from_doc(a.entry.to_doc() | attached(a)) if ok else None for a, ok in zip(attaches, won)]
 
