@@ -46,3 +46,27 @@ async def test_publish_many_reaches_every_channel_in_order_through_redis(redis_u
 async def test_publish_many_in_process():
     received = await _receive_all(InProcessBroker(), ["a", "b"])
     assert received == {"a": [{"n": 1}, {"n": 2}], "b": [{"n": 1}, {"n": 2}]}
+
+
+async def test_publications_made_at_once_share_one_connection_and_arrive_in_order(redis_url):
+    """A rush publishes from hundreds of requests at the same moment. Each publish on its own
+    took a pooled connection, opening a new one whenever all were busy, and a round trip of
+    its own; together they go out in one pipeline on one connection."""
+    import redis.asyncio as aioredis
+
+    broker = RedisBroker(redis_url)
+    await broker.start()
+    probe = aioredis.Redis.from_url(redis_url)
+    try:
+        await asyncio.wait_for(broker.connected.wait(), 5)
+        await broker.publish("warm-up", {"n": 0})  # the publishing connection exists
+        opened = (await probe.info("stats"))["total_connections_received"]
+        channels = [f"rush{n}" for n in range(200)]
+        async with _subscribed(broker, channels) as queues:
+            await asyncio.gather(*(broker.publish(c, {"n": n}) for c in channels for n in (1, 2)))
+            received = {c: [await asyncio.wait_for(q.get(), 5) for _ in range(2)] for c, q in queues.items()}
+        assert all(messages == [{"n": 1}, {"n": 2}] for messages in received.values())
+        assert (await probe.info("stats"))["total_connections_received"] - opened <= 1  # the probe's own
+    finally:
+        await probe.aclose()
+        await broker.close()
