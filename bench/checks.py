@@ -33,6 +33,17 @@ def wait_for_orders_to_settle(db: Database, sale: Sale, timeout: float = 15.0) -
         time.sleep(0.2)
 
 
+def wait_for_queue_to_close(db: Database, sale: Sale, timeout: float = 15.0) -> int:
+    """Buyers hear CLOSED before the closing has written it (app/queue: `as_seen`): wait
+    (bounded) until no entry of the sold-out event is WAITING; how many still are."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = db.eventQueue.count_documents({"eventId": ObjectId(sale.event_id), "status": "WAITING"})
+        if left == 0 or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
 def check_sale(db: Database, sale: Sale, records: list[dict], checkout_limit: int) -> dict:
     """Violations (fail the run), findings (reported) and the counts they come from."""
     violations: list[str] = []

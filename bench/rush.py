@@ -24,7 +24,7 @@ from pymongo import MongoClient
 
 from app.embedded import _die_with_parent
 from bench import cpu, dbstats, netstat, trace
-from bench.checks import check_sale, wait_for_orders_to_settle
+from bench.checks import check_sale, wait_for_orders_to_settle, wait_for_queue_to_close
 from bench.figures import rush_figures
 from bench.profile import Profiler
 from bench.rawrate import guarded_update_rate
@@ -67,6 +67,7 @@ def run_rush(config: RushConfig, workdir: Path) -> dict[str, Any]:
             crowd = asyncio.run(_run_crowd(config, stack, sale, workdir, client))
             traced = trace.stop_and_dump(db, workdir / "commands.jsonl") if config.trace else None
             in_flight = wait_for_orders_to_settle(db, sale)
+            wait_for_queue_to_close(db, sale)  # a WAITING entry left after this is a finding
             checks = check_sale(db, sale, crowd["records"], config.checkout_limit)
         problems = stack.log_problems()
     _drop_data(workdir)
