@@ -27,10 +27,8 @@ from app.catalog.models import Event as DomainEvent
 from app.catalog.models import EventStatus as DomainEventStatus
 from app.checkin import service as checkin
 from app.orders import service as orders
-from app.live import NEWER
-from app.pubsub import channels
-from app.queue import models as queue_models
 from app.queue import service as queue
+from app.queue import watch
 from app.sale import cancellation
 from app.sale import inventory as sale_inventory
 
@@ -118,30 +116,9 @@ class Subscription:
         "they join."
     )
     async def queue_updates(self, info: Info, event_id: strawberry.ID) -> AsyncGenerator[QueueEntry, None]:
-        rt, feeds = info.context.runtime, info.context.feeds
-        user_id = require_user(info.context.viewer)
-        event, _ = await catalog.sale_view_of(rt.db, event_id=str(event_id), field="eventId")
-        async with (
-            rt.broker.subscribe(channels.entry(event.id, user_id)) as mine,
-            feeds.positions(event.id, lambda: queue.turns_of(rt, event_id=event.id)) as positions,
-        ):
-            # One queue wakes this subscriber: its entry's changes, and the feed's news.
-            with positions.ticks_into(mine):
-                entry = await queue.get_entry(rt, event_id=event.id, user_id=user_id)
-                counted = positions.value
-                sent: tuple | None = None
-                while True:
-                    if entry is not None:
-                        shown, place = queue.as_seen(entry, counted)
-                        state = (shown.seq, shown.status, shown.expires_at_utc, place)
-                        if state != sent:
-                            sent = state
-                            yield QueueEntry.from_model(shown, place)
-                    message = await mine.get()
-                    if message is NEWER:
-                        counted = positions.value
-                    else:
-                        entry = await _apply(rt, entry, message, event.id, user_id)
+        ctx = info.context
+        return watch.watch_entry(ctx.runtime, feeds=ctx.feeds, actor=ctx.viewer, event_id=str(event_id),
+                                 show=QueueEntry.from_model)
 
     @strawberry.subscription(
         description="The event's live inventory: current state first, then after every change (coalesced to at "
@@ -160,14 +137,3 @@ class Subscription:
                     waiting_count=snap.waiting_count, active_checkouts=snap.event.active_checkouts,
                 )
                 version, snap = await feed.wait_newer(version)
-
-
-async def _apply(rt, entry, message: dict, event_id: str, user_id: str):
-    """The entry after a change message: one message per change, stale ones dropped,
-    and a fresh read after a broker reconnect (messages may have been lost)."""
-    if "entry" not in message:
-        return await queue.get_entry(rt, event_id=event_id, user_id=user_id)
-    changed = queue_models.QueueEntry.model_validate(message["entry"])
-    if entry is not None and changed.progress < entry.progress:
-        return entry
-    return changed
