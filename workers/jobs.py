@@ -10,7 +10,7 @@ from app.catalog import service as catalog
 from app.catalog.models import EventStatus
 from app.queue import service as queue
 from app.runtime import Runtime
-from app.sale import repair as sale_repair
+from app.flows import repair as recovery
 
 log = logging.getLogger("workers.jobs")
 
@@ -57,6 +57,6 @@ async def refresh_sale_statuses(ctx: Ctx) -> int:
 
 async def repair(ctx: Ctx) -> dict:
     """Cron, every minute: finish or undo stale orders, recount the counters."""
-    report = await sale_repair.repair(_rt(ctx))
+    report = await recovery.repair(_rt(ctx))
     metrics.JOB_RUNS.labels("repair", "ok").inc()
     return {"finished": report.orders_finished, "undone": report.orders_undone, "corrections": report.corrections}

@@ -30,7 +30,10 @@ from app.api.catalog.queries import CatalogQuery
 from app.api.errors import log_errors, make_public
 from app.api.execution import Executor
 from app.api.scalars import DATETIME_SCALAR, DateTime
-from app.api.sale.schema import SaleMutation, SaleQuery, Subscription
+from app.api.checkin.schema import CheckinMutation
+from app.api.flows.schema import FlowsMutation, FlowsSubscription
+from app.api.orders.schema import OrdersMutation, OrdersQuery
+from app.api.queue.schema import QueueMutation, QueueQuery, QueueSubscription
 
 MAX_DEPTH = 10
 MAX_ALIASES = 30
@@ -39,13 +42,19 @@ MAX_TOKENS = 2000
 PREPARED_DOCUMENTS = 1000
 
 
+# Each domain's part of the API lives in app/api/<domain>/, as its rules live in app/<domain>/.
 @strawberry.type
-class Query(CatalogQuery, SaleQuery):
+class Query(CatalogQuery, QueueQuery, OrdersQuery):
     pass
 
 
 @strawberry.type
-class Mutation(CatalogMutation, SaleMutation):
+class Mutation(CatalogMutation, QueueMutation, OrdersMutation, CheckinMutation, FlowsMutation):
+    pass
+
+
+@strawberry.type
+class Subscription(QueueSubscription, FlowsSubscription):
     pass
 
 

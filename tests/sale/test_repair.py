@@ -1,4 +1,4 @@
-"""app.sale.repair (DESIGN invariant 7): a crash between the steps of a purchase loses nothing.
+"""app.flows.repair (DESIGN invariant 7): a crash between the steps of a purchase loses nothing.
 
 Crashes are simulated by writing what a purchase that stopped midway leaves
 behind: an order document built with the order model exactly as the
@@ -19,7 +19,7 @@ from bson import ObjectId
 from app.orders import repository as order_repo
 from app.orders import service as orders_service
 from app.orders.models import Order, OrderState
-from app.sale.repair import repair, repair_counters, repair_orders
+from app.flows.repair import repair, repair_counters, repair_orders
 from tests.api_client import ApiClient
 from tests.conftest import make_token
 from tests.factories import stuck_order, on_sale_event, ticket_type_input

@@ -1,5 +1,5 @@
 """Crash safety (DESIGN invariant 7) for real: an API process (`python -m app serve`) is SIGKILLed in the
-middle of a purchase storm, with purchases in flight. Then app.sale.repair.repair (called directly, no
+middle of a purchase storm, with purchases in flight. Then app.flows.repair.repair (called directly, no
 grace, a short settle time) must leave the documents consistent: DESIGN invariants 1 and 7 hold, no order
 is left PENDING or RESERVED, every COMPLETED order has exactly its tickets, and the slot counter equals
 the ADMITTED entries.
@@ -19,7 +19,7 @@ from pymongo import AsyncMongoClient
 from app.auth import issue_token
 from app.pubsub import InProcessBroker
 from app.runtime import Runtime
-from app.sale.repair import repair
+from app.flows.repair import repair
 from tests.conftest import JWT_SECRET
 from tests.factories import on_sale_event, ticket_type_input
 from tests.workers.support import (

@@ -1,0 +1,68 @@
+"""The queue's queries, mutations and subscription: Q3, M3, M4, M6 and `queueUpdates`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+
+from app.api.checkout.types import CheckoutPayload, CheckoutSession
+from app.api.context import Info
+from app.api.errors import answer
+from app.api.queue.types import QueueEntry, QueuePayload
+from app.auth import require_user
+from app.queue import service as queue
+from app.queue import watch
+
+
+@strawberry.type
+class QueueQuery:
+    @strawberry.field(description="Q3: the viewer's queue entry for the event; null when the viewer never joined.")
+    async def queue_position(self, info: Info, event_id: strawberry.ID) -> QueueEntry | None:
+        rt = info.context.runtime
+        user_id = require_user(info.context.viewer)
+        entry = await queue.get_entry(rt, event_id=str(event_id), user_id=user_id)
+        if entry is None:
+            return None
+        return QueueEntry.from_model(*await queue.seen(rt, entry))
+
+
+@strawberry.type
+class QueueMutation:
+    @strawberry.mutation(
+        description="M3: idempotent; while the viewer's entry is WAITING or ADMITTED it is returned unchanged. "
+        "After COMPLETED, EXPIRED or CLOSED it starts a new place at the back (new seq); after LEFT, only once the "
+        "cooldown is over."
+    )
+    async def join_queue(self, info: Info, event_id: strawberry.ID) -> QueuePayload:
+        return await answer(
+            QueuePayload, lambda: queue.join_queue(info.context.runtime, actor=info.context.viewer, event_id=str(event_id)),
+            lambda joined: QueuePayload(entry=QueueEntry.from_model(joined.entry, joined.position)))
+
+    @strawberry.mutation(description="M4: marks the entry LEFT and starts the rejoin cooldown.")
+    async def leave_queue(self, info: Info, event_id: strawberry.ID) -> QueuePayload:
+        return await answer(
+            QueuePayload, lambda: queue.leave_queue(info.context.runtime, actor=info.context.viewer, event_id=str(event_id)),
+            lambda entry: QueuePayload(entry=QueueEntry.from_model(entry, None)))
+
+    @strawberry.mutation(
+        description="M6: needs the viewer's ADMITTED queue entry; at most CHECKOUT_LIMIT sessions per event hold "
+        "a slot at once."
+    )
+    async def start_checkout(self, info: Info, event_id: strawberry.ID) -> CheckoutPayload:
+        return await answer(
+            CheckoutPayload, lambda: queue.start_checkout(info.context.runtime, actor=info.context.viewer, event_id=str(event_id)),
+            lambda session: CheckoutPayload(session=CheckoutSession.from_model(session)))
+
+
+@strawberry.type
+class QueueSubscription:
+    @strawberry.subscription(
+        description="The viewer's own entry: its current state first, then every status change, and position "
+        "changes at most once a second. Opened before the viewer has joined, it sends its first message when "
+        "they join."
+    )
+    async def queue_updates(self, info: Info, event_id: strawberry.ID) -> AsyncGenerator[QueueEntry, None]:
+        ctx = info.context
+        return watch.watch_entry(ctx.runtime, feeds=ctx.feeds, actor=ctx.viewer, event_id=str(event_id),
+                                 show=QueueEntry.from_model)

@@ -1,0 +1,53 @@
+"""GraphQL types of the waiting queue (app/queue)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import strawberry
+
+from app.api.errors import UserError
+from app.api.scalars import DateTime, ms_to_datetime
+from app.queue import models as queue_models
+from app.timeutil import from_ms
+
+_QUEUE_STATUS_DESCRIPTIONS = {
+    "ADMITTED": "Holds a checkout slot: may start (or has started) checkout.",
+    "COMPLETED": "The buyer's checkout ended in a purchase; the slot went to the next buyer.",
+    "CLOSED": "The queue closed before this buyer could buy: the event sold out or was cancelled. The buyer "
+              "may join again if it goes back on sale.",
+}
+# The domain's members, with the descriptions the API shows (a GraphQL enum of its own, since
+# Strawberry takes value descriptions only from the enum class it wraps).
+QueueStatus = strawberry.enum(Enum("QueueStatus", {  # type: ignore[misc]
+    m.name: strawberry.enum_value(m.value, description=_QUEUE_STATUS_DESCRIPTIONS.get(m.name))
+    for m in queue_models.QueueStatus
+}), name="QueueStatus")
+
+
+@strawberry.type
+class QueueEntry:
+    event_id: strawberry.ID
+    user_id: strawberry.ID
+    seq: int = strawberry.field(description="Allocated from the event's atomic counter: strictly increasing per event.")
+    status: QueueStatus
+    position: int | None = strawberry.field(description="1-based place among WAITING entries of the event; null unless WAITING.")
+    joined_at: DateTime  # type: ignore[valid-type]
+    admitted_at: DateTime | None  # type: ignore[valid-type]
+    expires_at: DateTime  # type: ignore[valid-type]
+    cooldown_until: DateTime | None  # type: ignore[valid-type]
+
+    @classmethod
+    def from_model(cls, e: queue_models.QueueEntry, position: int | None) -> QueueEntry:
+        return cls(
+            event_id=strawberry.ID(e.event_id), user_id=strawberry.ID(e.user_id), seq=e.seq,
+            status=QueueStatus(e.status.value), position=position if e.status is queue_models.QueueStatus.WAITING else None,
+            joined_at=from_ms(e.joined_at_utc), admitted_at=ms_to_datetime(e.admitted_at_utc),
+            expires_at=from_ms(e.expires_at_utc), cooldown_until=ms_to_datetime(e.cooldown_until_utc),
+        )
+
+
+@strawberry.type
+class QueuePayload:
+    entry: QueueEntry | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
