@@ -30,10 +30,7 @@ from dataclasses import dataclass, field
 from app import metrics
 from app.catalog import service as catalog
 from app.catalog.models import EventStatus
-from app.errors import ErrorCode
-from app.orders import repository as order_repo
 from app.orders import service as orders
-from app.orders.models import OrderState
 from app.queue import service as queue
 from app.runtime import Runtime
 from app.timeutil import now_ms
@@ -68,26 +65,17 @@ async def repair(rt: Runtime, *, grace_ms: int = ORDER_GRACE_MS, settle_seconds:
 async def repair_orders(rt: Runtime, *, grace_ms: int = ORDER_GRACE_MS) -> RepairReport:
     """Orders whose stock was taken (tickets in, or RESERVED) are finished; the others undone."""
     report = RepairReport()
-    for order in await order_repo.stale_in_flight(rt.db, now_ms() - grace_ms):
-        if order.state is OrderState.RESERVED or await order_repo.any_ticket_of(rt.db, order):
+    for order in await orders.stale_orders(rt, untouched_since_ms=now_ms() - grace_ms):
+        if await orders.stock_was_taken(rt, order=order):
             _, issued_here = await orders.finish_order(rt, order)
             if issued_here is not None:  # a repair running beside us may have finished it
                 report.orders_finished += 1
                 metrics.REPAIRS.labels("order_finished").inc()
                 log.warning("repair: finished order %s", order.id)
-        else:
-            failure = {
-                "code": ErrorCode.PURCHASE_INTERRUPTED.value,
-                "message": "the purchase was interrupted and undone; nothing was issued",
-                "field": None,
-            }
-            if await order_repo.move(rt.db, order, OrderState.FAILED, now_ms(), {"failure": failure}):
-                # A purchase still running may insert its tickets after our look: it takes them
-                # back itself when it finds the order FAILED, and so do we, whichever comes last.
-                await order_repo.delete_tickets(rt.db, [t.id for t in order.tickets])
-                report.orders_undone += 1
-                metrics.REPAIRS.labels("order_undone").inc()
-                log.warning("repair: undid order %s", order.id)
+        elif await orders.undo_abandoned_order(rt, order=order):
+            report.orders_undone += 1
+            metrics.REPAIRS.labels("order_undone").inc()
+            log.warning("repair: undid order %s", order.id)
     return report
 
 
@@ -104,8 +92,8 @@ async def repair_counters(rt: Runtime, *, event_id: str, settle_seconds: float =
     if event.status is EventStatus.CANCELLED:
         await orders.cancel_event_tickets(rt, event_id=event_id)  # a purchase that finished after the cancel
     types = await catalog.ticket_types_of_event(rt.db, event_id=event_id)  # the counters, read first
-    in_flight = await order_repo.in_flight_for_event(rt.db, event_id)
-    issued = await order_repo.count_issued_by_type(rt.db, event_id, [o.id for o in in_flight])
+    in_flight = await orders.orders_in_flight(rt, event_id=event_id)
+    issued = await orders.issued_by_type(rt, event_id=event_id, excluding_orders=[o.id for o in in_flight])
     held = Counter()
     for order in in_flight:
         for item in order.items:

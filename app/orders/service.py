@@ -172,6 +172,34 @@ async def cancel_event_tickets(rt: Runtime, *, event_id: str) -> int:
     return await repo.cancel_event_tickets(rt.db, event_id)
 
 
+async def stale_orders(rt: Runtime, *, untouched_since_ms: int) -> list[Order]:
+    """Orders still in flight (PENDING or RESERVED) and untouched since then: a crashed process's."""
+    return await repo.stale_in_flight(rt.db, untouched_since_ms)
+
+
+async def orders_in_flight(rt: Runtime, *, event_id: str) -> list[Order]:
+    """The event's orders still in flight: their stock is taken, or may be at any moment."""
+    return await repo.in_flight_for_event(rt.db, event_id)
+
+
+async def stock_was_taken(rt: Runtime, *, order: Order) -> bool:
+    """Did this in-flight order take its stock (RESERVED, or some of its tickets are in)?"""
+    return order.state is OrderState.RESERVED or await repo.any_ticket_of(rt.db, order)
+
+
+async def undo_abandoned_order(rt: Runtime, *, order: Order) -> bool:
+    """Repair: an order abandoned before it took its stock FAILS, and nothing of it stays
+    issued; False if it moved on meanwhile (another repair, or its purchase finishing)."""
+    failure = Failure(code=ErrorCode.PURCHASE_INTERRUPTED.value,
+                      message="the purchase was interrupted and undone; nothing was issued", field=None)
+    if not await repo.move(rt.db, order, OrderState.FAILED, now_ms(), {"failure": failure.model_dump()}):
+        return False
+    # A purchase still running may insert its tickets after our look: it takes them back itself
+    # when it finds the order FAILED, and so do we, whichever comes last.
+    await repo.delete_tickets(rt.db, [t.id for t in order.tickets])
+    return True
+
+
 async def issued_by_type(rt: Runtime, *, event_id: str, excluding_orders: list[str] = ()) -> dict[str, int]:
     """Issued, non-cancelled tickets of each ticket type of the event."""
     return await repo.count_issued_by_type(rt.db, event_id, list(excluding_orders))
