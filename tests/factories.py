@@ -134,6 +134,14 @@ def codes(payload: dict) -> list[str]:
     return [e["code"] for e in payload["errors"]]
 
 
+async def join(api: ApiClient, token: str, event_id: str, status: str | None = None) -> dict:
+    """The buyer's entry after joinQueue (asserted to have `status`, if given)."""
+    entry = (await api.ok("JoinQueue", {"eventId": event_id}, token))["entry"]
+    if status is not None:
+        assert entry["status"] == status, entry
+    return entry
+
+
 async def checkout(api: ApiClient, token: str, event_id: str) -> dict:
     """Join the queue (a slot must be free) and start checkout; the ACTIVE session."""
     entry = (await api.ok("JoinQueue", {"eventId": event_id}, token))["entry"]

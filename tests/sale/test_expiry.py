@@ -17,7 +17,7 @@ from app.config import Settings
 from app.server import create_app
 from tests.api_client import ApiClient
 from tests.conftest import JWT_SECRET, make_token
-from tests.factories import on_sale_event, session_status
+from tests.factories import join, on_sale_event, session_status
 from tests.sale.test_subscriptions import connector_of, purchase_input, subscribe
 
 CHECKOUT_EXPIRY = 1
@@ -88,12 +88,6 @@ async def assert_active_checkouts_match(api: ApiClient, event_id: str) -> dict:
             return inventory
         await asyncio.sleep(0.1)
     raise AssertionError("the queue never held still long enough to compare activeCheckouts")
-
-
-async def join(api: ApiClient, token: str, event_id: str, status: str) -> dict:
-    entry = (await api.ok("JoinQueue", {"eventId": event_id}, token))["entry"]
-    assert entry["status"] == status, entry
-    return entry
 
 
 async def error_codes_of(api: ApiClient, name: str, variables: dict, token: str) -> list[str]:

@@ -25,14 +25,12 @@ from tests.factories import (
     on_sale_event,
     ticket_type_input,
 )
-from tests.factories import codes
+from tests.factories import codes, join
 
 UNKNOWN_ID = str(ObjectId())
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
 
 
 def result_of(payload: dict):
@@ -50,11 +48,7 @@ async def refused(api: ApiClient, name: str, variables: dict, token: str | None,
     return payload["errors"][0]
 
 
-async def join(api: ApiClient, event_id: str, token: str) -> dict:
-    return (await api.ok("JoinQueue", {"eventId": event_id}, token))["entry"]
-
-
-async def leave(api: ApiClient, event_id: str, token: str) -> dict:
+async def leave(api: ApiClient, token: str, event_id: str) -> dict:
     return (await api.ok("LeaveQueue", {"eventId": event_id}, token))["entry"]
 
 
@@ -108,14 +102,14 @@ async def test_anonymous_callers_are_unauthenticated_signed_in_ones_are_not(api,
         assert "invalid token" in error["message"]
     assert await api.db.eventQueue.count_documents({}) == 0
 
-    entry = await join(api, event["id"], buyer)
+    entry = await join(api, buyer, event["id"])
     assert entry["userId"] == "buyer-1" and entry["status"] == "ADMITTED"
     session = await start(api, event["id"], buyer)
     assert session["userId"] == "buyer-1" and session["status"] == "ACTIVE"
     # The anonymous caller still cannot leave on anyone's behalf.
     await refused(api, "LeaveQueue", ev, None, "UNAUTHENTICATED")
     assert (await my_entry(api, event["id"], buyer))["status"] == "ADMITTED"
-    left = await leave(api, event["id"], buyer)
+    left = await leave(api, buyer, event["id"])
     assert left["status"] == "LEFT"
     await assert_slots(api, event["id"], 0)
 
@@ -131,7 +125,7 @@ async def test_unknown_or_malformed_event_is_not_found(api, organizer, buyer, na
     assert error["field"] == "eventId"
     assert await api.db.eventQueue.count_documents({}) == 0
     # The same request on a real event gets past the lookup.
-    await join(api, event["id"], buyer)
+    await join(api, buyer, event["id"])
     payload = await api.mutate(name, {"eventId": event["id"]}, buyer)
     assert payload["errors"] == [] and result_of(payload) is not None
 
@@ -144,7 +138,7 @@ async def test_cancelled_event_refuses_join_and_checkout(api, organizer):
     doomed = await create_event(api, organizer, title="Doomed show")
     await create_tickets(api, organizer, doomed["id"], ticket_type_input())
     early, waiting_buyer = buyers(2)
-    assert (await join(api, doomed["id"], early))["status"] == "ADMITTED"
+    assert (await join(api, early, doomed["id"]))["status"] == "ADMITTED"
     await api.ok("CancelEvent", {"eventId": doomed["id"]}, organizer)
 
     await refused(api, "JoinQueue", {"eventId": doomed["id"]}, waiting_buyer, "EVENT_CANCELLED")
@@ -155,7 +149,7 @@ async def test_cancelled_event_refuses_join_and_checkout(api, organizer):
     await assert_slots(api, doomed["id"], 0)
 
     # Good twin: the same buyers on an event that is not cancelled.
-    assert (await join(api, live["id"], waiting_buyer))["status"] == "ADMITTED"
+    assert (await join(api, waiting_buyer, live["id"]))["status"] == "ADMITTED"
     assert (await start(api, live["id"], waiting_buyer))["status"] == "ACTIVE"
     await assert_slots(api, live["id"], 1)
 
@@ -179,7 +173,7 @@ async def test_sale_window_in_the_future_is_not_on_sale(api, organizer, buyer):
 
     # Good twin: a window that opened yesterday.
     now_on, _ = await on_sale_event(api, organizer)
-    entry = await join(api, now_on["id"], buyer)
+    entry = await join(api, buyer, now_on["id"])
     assert entry["status"] == "ADMITTED" and entry["seq"] == 1
     await assert_slots(api, now_on["id"], 1)
     await assert_slots(api, later["id"], 0)
@@ -192,7 +186,7 @@ async def test_join_is_refused_once_every_ticket_is_sold(api, organizer):
     event, (general,) = await on_sale_event(api, organizer, ticket_type_input(quantityTotal=2, maxPerPurchase=2))
     first, late = buyers(2)
     # Good twin: while stock is left, joining works.
-    assert (await join(api, event["id"], first))["status"] == "ADMITTED"
+    assert (await join(api, first, event["id"]))["status"] == "ADMITTED"
     await start(api, event["id"], first)
     await purchase(api, event["id"], general["id"], 2, first, "all-of-it")
     assert (await api.data("Event", {"id": event["id"]}))["event"]["status"] == "SOLD_OUT"
@@ -210,8 +204,8 @@ async def test_join_is_refused_once_every_ticket_is_sold(api, organizer):
 
 async def test_rejoin_inside_the_cooldown_is_refused(api, organizer, buyer, settings):
     event, _ = await on_sale_event(api, organizer)
-    joined = await join(api, event["id"], buyer)
-    left = await leave(api, event["id"], buyer)
+    joined = await join(api, buyer, event["id"])
+    left = await leave(api, buyer, event["id"])
     assert left["status"] == "LEFT" and left["seq"] == joined["seq"]
     cooldown = (parse(left["cooldownUntil"]) - datetime.now(UTC)).total_seconds()
     assert settings.queue_cooldown_seconds - 60 < cooldown <= settings.queue_cooldown_seconds
@@ -223,19 +217,19 @@ async def test_rejoin_inside_the_cooldown_is_refused(api, organizer, buyer, sett
 
     # Someone else (who never left) joins fine.
     other = make_token("buyer-2")
-    assert (await join(api, event["id"], other))["seq"] > joined["seq"]
+    assert (await join(api, other, event["id"]))["seq"] > joined["seq"]
 
 
 async def test_without_a_cooldown_rejoin_gets_a_new_higher_seq(make_api, organizer):
     api = await make_api(queue_cooldown_seconds=0)
     event, _ = await on_sale_event(api, organizer)
     buyer, other = buyers(2)
-    first = await join(api, event["id"], buyer)
-    assert (await join(api, event["id"], other))["seq"] > first["seq"]
-    left = await leave(api, event["id"], buyer)
+    first = await join(api, buyer, event["id"])
+    assert (await join(api, other, event["id"]))["seq"] > first["seq"]
+    left = await leave(api, buyer, event["id"])
     assert left["status"] == "LEFT"
     await asyncio.sleep(0.01)  # let the (zero-length) cooldown pass the millisecond it was stamped in
-    again = await join(api, event["id"], buyer)
+    again = await join(api, buyer, event["id"])
     assert again["status"] == "ADMITTED"
     assert again["seq"] > first["seq"] and again["seq"] > 2
     assert again["cooldownUntil"] is None
@@ -254,9 +248,9 @@ async def test_leave_or_checkout_without_a_live_entry_is_not_in_queue(api, organ
     assert await api.db.checkoutSessions.count_documents({}) == 0
 
     # Good twin: after joining, both work.
-    await join(api, event["id"], buyer)
+    await join(api, buyer, event["id"])
     session = await start(api, event["id"], buyer)
-    left = await leave(api, event["id"], buyer)
+    left = await leave(api, buyer, event["id"])
     assert left["status"] == "LEFT"
     # Leaving ends the session the admission had started.
     stored = await api.db.checkoutSessions.find_one({"_id": ObjectId(session["id"])})
@@ -273,9 +267,9 @@ async def test_leave_of_a_waiting_buyer_frees_no_slot(make_api, organizer):
     api = await make_api(checkout_limit=1)
     event, _ = await on_sale_event(api, organizer)
     holder, waiter = buyers(2)
-    await join(api, event["id"], holder)
-    assert (await join(api, event["id"], waiter))["status"] == "WAITING"
-    left = await leave(api, event["id"], waiter)
+    await join(api, holder, event["id"])
+    assert (await join(api, waiter, event["id"]))["status"] == "WAITING"
+    left = await leave(api, waiter, event["id"])
     assert left["status"] == "LEFT" and left["position"] is None
     assert (await my_entry(api, event["id"], holder))["status"] == "ADMITTED"
     await assert_slots(api, event["id"], 1)
@@ -288,8 +282,8 @@ async def test_waiting_buyer_cannot_check_out_while_every_slot_is_taken(make_api
     api = await make_api(checkout_limit=1)
     event, _ = await on_sale_event(api, organizer)
     first, second = buyers(2)
-    assert (await join(api, event["id"], first))["status"] == "ADMITTED"
-    waiting = await join(api, event["id"], second)
+    assert (await join(api, first, event["id"]))["status"] == "ADMITTED"
+    waiting = await join(api, second, event["id"])
     assert waiting["status"] == "WAITING" and waiting["position"] == 1 and waiting["admittedAt"] is None
 
     error = await refused(api, "StartCheckout", {"eventId": event["id"]}, second, "CHECKOUT_LIMIT_REACHED")
@@ -301,7 +295,7 @@ async def test_waiting_buyer_cannot_check_out_while_every_slot_is_taken(make_api
     # Good twin: the admitted buyer checks out; once they leave, the waiting one can too.
     assert (await start(api, event["id"], first))["status"] == "ACTIVE"
     await refused(api, "StartCheckout", {"eventId": event["id"]}, second, "CHECKOUT_LIMIT_REACHED")
-    await leave(api, event["id"], first)
+    await leave(api, first, event["id"])
     session = await start(api, event["id"], second)
     assert session["status"] == "ACTIVE" and session["userId"] == "buyer-1"
     await assert_slots(api, event["id"], 1)
@@ -314,7 +308,7 @@ async def test_admission_not_used_in_time_is_checkout_expired(make_api, organize
     api = await make_api(checkout_expiry_seconds=1)
     event, _ = await on_sale_event(api, organizer)
     buyer, punctual = buyers(2)
-    entry = await join(api, event["id"], buyer)
+    entry = await join(api, buyer, event["id"])
     assert entry["status"] == "ADMITTED"
     assert 0 < (parse(entry["expiresAt"]) - parse(entry["admittedAt"])).total_seconds() <= 1.01
     await asyncio.sleep(1.3)
@@ -327,9 +321,9 @@ async def test_admission_not_used_in_time_is_checkout_expired(make_api, organize
     await refused(api, "StartCheckout", {"eventId": event["id"]}, buyer, "CHECKOUT_EXPIRED")
 
     # Good twins: a buyer who starts checkout at once gets a session; the expired one may join again.
-    await join(api, event["id"], punctual)
+    await join(api, punctual, event["id"])
     assert (await start(api, event["id"], punctual))["status"] == "ACTIVE"
-    again = await join(api, event["id"], buyer)
+    again = await join(api, buyer, event["id"])
     assert again["status"] == "ADMITTED" and again["seq"] > entry["seq"]
     assert (await start(api, event["id"], buyer))["status"] == "ACTIVE"
     await assert_slots(api, event["id"], 2)
@@ -339,7 +333,7 @@ async def test_session_that_ran_out_is_checkout_expired(make_api, organizer):
     api = await make_api(checkout_expiry_seconds=1)
     event, _ = await on_sale_event(api, organizer)
     buyer = make_token("buyer-0")
-    await join(api, event["id"], buyer)
+    await join(api, buyer, event["id"])
     session = await start(api, event["id"], buyer)
     assert (await start(api, event["id"], buyer))["id"] == session["id"]  # still open
     await asyncio.sleep(1.3)
@@ -355,8 +349,8 @@ async def test_session_that_ran_out_is_checkout_expired(make_api, organizer):
 
 async def test_join_is_idempotent_while_live(api, organizer, buyer):
     event, _ = await on_sale_event(api, organizer)
-    first = await join(api, event["id"], buyer)
-    second = await join(api, event["id"], buyer)
+    first = await join(api, buyer, event["id"])
+    second = await join(api, buyer, event["id"])
     assert second == first
     assert (await api.data("Event", {"id": event["id"]}))["event"]["id"] == event["id"]
     stored = await api.db.events.find_one({"_id": ObjectId(event["id"])})
@@ -368,31 +362,31 @@ async def test_seq_strictly_increases_and_positions_are_one_based_among_waiting(
     api = await make_api(checkout_limit=1)
     event, _ = await on_sale_event(api, organizer)
     people = buyers(5)
-    entries = [await join(api, event["id"], t) for t in people]
+    entries = [await join(api, t, event["id"]) for t in people]
     seqs = [e["seq"] for e in entries]
     assert seqs == sorted(seqs) and len(set(seqs)) == 5
     assert [e["status"] for e in entries] == ["ADMITTED"] + ["WAITING"] * 4
     assert [e["position"] for e in entries] == [None, 1, 2, 3, 4]
     # Re-joining while WAITING changes nothing, position included.
-    assert await join(api, event["id"], people[3]) == entries[3]
+    assert await join(api, people[3], event["id"]) == entries[3]
 
     async def positions() -> list[int | None]:
         return [(await my_entry(api, event["id"], t))["position"] for t in people]
 
     assert await positions() == [None, 1, 2, 3, 4]
-    await leave(api, event["id"], people[2])  # someone in the middle leaves
+    await leave(api, people[2], event["id"])  # someone in the middle leaves
     assert await positions() == [None, 1, None, 2, 3]
     await assert_slots(api, event["id"], 1)
 
     # The admitted buyer leaves: the next WAITING one (lowest seq) is admitted at once.
-    await leave(api, event["id"], people[0])
+    await leave(api, people[0], event["id"])
     promoted = await my_entry(api, event["id"], people[1])
     assert promoted["status"] == "ADMITTED" and promoted["admittedAt"] is not None and promoted["position"] is None
     assert await positions() == [None, None, None, 1, 2]
     await assert_slots(api, event["id"], 1)
 
     # A newcomer goes to the back with a higher seq than anyone before.
-    late = await join(api, event["id"], make_token("late"))
+    late = await join(api, make_token("late"), event["id"])
     assert late["seq"] > max(seqs) and late["position"] == 3
 
 
@@ -401,13 +395,13 @@ async def test_leaving_an_admitted_place_admits_the_next_buyer_in_seq_order(make
     event, _ = await on_sale_event(api, organizer)
     people = buyers(4)
     for t in people:
-        await join(api, event["id"], t)
+        await join(api, t, event["id"])
     assert [(await my_entry(api, event["id"], t))["status"] for t in people] == ["ADMITTED", "ADMITTED", "WAITING", "WAITING"]
     await start(api, event["id"], people[1])  # an admitted buyer inside checkout leaves too
-    await leave(api, event["id"], people[1])
+    await leave(api, people[1], event["id"])
     assert [(await my_entry(api, event["id"], t))["status"] for t in people] == ["ADMITTED", "LEFT", "ADMITTED", "WAITING"]
     await assert_slots(api, event["id"], 2)
-    await leave(api, event["id"], people[0])
+    await leave(api, people[0], event["id"])
     assert (await my_entry(api, event["id"], people[3]))["status"] == "ADMITTED"
     await assert_slots(api, event["id"], 2)
 
@@ -417,7 +411,7 @@ async def test_leaving_an_admitted_place_admits_the_next_buyer_in_seq_order(make
 
 async def test_start_checkout_twice_returns_the_same_session(api, organizer, buyer):
     event, _ = await on_sale_event(api, organizer)
-    await join(api, event["id"], buyer)
+    await join(api, buyer, event["id"])
     first = await start(api, event["id"], buyer)
     second = await start(api, event["id"], buyer)
     assert second == first
@@ -431,7 +425,7 @@ async def test_concurrent_start_checkout_opens_exactly_one_session(api, organize
     event, _ = await on_sale_event(api, organizer)
     for round_ in range(3):
         token = make_token(f"racer-{round_}")
-        await join(api, event["id"], token)
+        await join(api, token, event["id"])
         payloads = await asyncio.gather(*(
             api.mutate("StartCheckout", {"eventId": event["id"]}, token) for _ in range(5)
         ))
@@ -449,7 +443,7 @@ async def test_concurrent_joins_of_one_buyer_make_one_entry(make_api, organizer)
     api = await make_api(checkout_limit=1)
     event, _ = await on_sale_event(api, organizer)
     holder = make_token("holder")
-    await join(api, event["id"], holder)  # takes the only slot: the racer will wait
+    await join(api, holder, event["id"])  # takes the only slot: the racer will wait
     racer = make_token("racer")
     payloads = await asyncio.gather(*(api.mutate("JoinQueue", {"eventId": event["id"]}, racer) for _ in range(10)))
     assert all(p["errors"] == [] for p in payloads), payloads
@@ -458,7 +452,7 @@ async def test_concurrent_joins_of_one_buyer_make_one_entry(make_api, organizer)
     assert await api.db.eventQueue.count_documents({"eventId": ObjectId(event["id"]), "userId": "racer"}) == 1
     mine = await my_entry(api, event["id"], racer)
     assert mine["seq"] == payloads[0]["entry"]["seq"] and mine["position"] == 1
-    later = await join(api, event["id"], make_token("later"))
+    later = await join(api, make_token("later"), event["id"])
     assert later["seq"] > mine["seq"] and later["position"] == 2
     await assert_slots(api, event["id"], 1)
 
@@ -490,7 +484,7 @@ async def test_many_buyers_joining_at_once_never_exceed_the_limit(make_api, orga
     await assert_slots(api, event["id"], 3)
     # Once the joins have settled, a freed slot goes to the lowest WAITING seq.
     leaver = next(t for t, e in zip(people, entries) if e["status"] == "ADMITTED")
-    await leave(api, event["id"], leaver)
+    await leave(api, leaver, event["id"])
     lowest = waiting[0][0]
     promoted = next(t for t, e in zip(people, entries) if e["seq"] == lowest)
     assert (await my_entry(api, event["id"], promoted))["status"] == "ADMITTED"
@@ -506,16 +500,16 @@ async def test_a_slot_freed_while_a_join_is_in_flight_goes_to_that_buyer(make_ap
     event, _ = await on_sale_event(api, organizer)
     eid = event["id"]
     a, b = buyers(2, "inflight")
-    assert (await join(api, eid, a))["status"] == "ADMITTED"
+    assert (await join(api, a, eid))["status"] == "ADMITTED"
     real_insert = queue_repo.insert_new
 
     async def insert_after_a_leaves(db, docs):
         if any(doc["userId"] == "inflight-1" for doc in docs):
-            await leave(api, eid, a)  # between B's place and B's entry
+            await leave(api, a, eid)  # between B's place and B's entry
         return await real_insert(db, docs)
 
     monkeypatch.setattr(queue_repo, "insert_new", insert_after_a_leaves)
-    joined = await join(api, eid, b)
+    joined = await join(api, b, eid)
     assert joined["status"] == "ADMITTED", joined
     await assert_slots(api, eid, 1)
 
@@ -523,13 +517,13 @@ async def test_a_slot_freed_while_a_join_is_in_flight_goes_to_that_buyer(make_ap
 async def test_a_session_recorded_active_by_an_earlier_version_is_ended_with_its_entry(api, organizer, buyer):
     """Before 2026-11-26 a session's record was written ACTIVE when it started; it still ends."""
     event, _ = await on_sale_event(api, organizer)
-    await join(api, event["id"], buyer)
+    await join(api, buyer, event["id"])
     session = await start(api, event["id"], buyer)
     entry = await api.db.eventQueue.find_one({"sessionId": ObjectId(session["id"])})
     await api.db.checkoutSessions.insert_one({
         "_id": ObjectId(session["id"]), "eventId": entry["eventId"], "userId": entry["userId"], "queueEntryId": entry["_id"],
         "status": "ACTIVE", "createdAtUtc": entry["checkoutStartedAtUtc"], "expiresAtUtc": entry["expiresAtUtc"],
     })
-    await leave(api, event["id"], buyer)
+    await leave(api, buyer, event["id"])
     stored = await api.db.checkoutSessions.find_one({"_id": ObjectId(session["id"])})
     assert stored["status"] == "EXPIRED" and stored["endedAtUtc"] is not None

@@ -35,7 +35,7 @@ from bench.stack import Child as Proc  # one `python -m app ...` process, its lo
 from tests.api_client import document
 from tests.conftest import JWT_SECRET
 from tests.factories import ACTIVE_SESSIONS
-from tests.factories import buy, buy_input, checkout, stuck_order  # noqa: F401 - re-exported for the workers' tests
+from tests.factories import buy, buy_input, checkout, join, stuck_order  # noqa: F401 - re-exported for the workers' tests
 from workers.settings import worker_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,19 +252,6 @@ async def invariant_violations(db, event_id: str, checkout_limit: int) -> list[s
 
 
 # --- buyers through an ApiClient-like object ------------------------------------------------
-
-
-
-
-async def join(api, token: str, event_id: str, status: str | None = None) -> dict:
-    entry = (await api.ok("JoinQueue", {"eventId": event_id}, token))["entry"]
-    if status is not None:
-        assert entry["status"] == status, entry
-    return entry
-
-
-
-
 
 
 # --- the API over HTTP to another process ---------------------------------------------------
