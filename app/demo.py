@@ -17,8 +17,6 @@ import time
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 
-from pymongo.asynchronous.database import AsyncDatabase
-
 from app import db as db_module
 from app.auth import Viewer
 from app.catalog import service as catalog
@@ -26,6 +24,7 @@ from app.catalog.inputs import EventDraft, VenueDraft
 from app.catalog.models import Venue
 from app.config import Settings
 from app.embedded import start_mongo
+from app.runtime import Runtime, offline_runtime
 
 log = logging.getLogger("app.demo")
 
@@ -76,7 +75,7 @@ class Catalogue:
                           starts_at=starts, ends_at=starts + timedelta(hours=3))
 
 
-async def seed_demo(db: AsyncDatabase, *, events: int, seed: int = 7) -> int:
+async def seed_demo(rt: Runtime, *, events: int, seed: int = 7) -> int:
     """Create `events` events (and their venues) through the catalog services; how many were made."""
     shape = Catalogue(seed)
     venues = []
@@ -84,11 +83,11 @@ async def seed_demo(db: AsyncDatabase, *, events: int, seed: int = 7) -> int:
         for kind in VENUE_KINDS:
             draft = VenueDraft(name=f"{_word(shape.rng).title()} {kind}", address=f"{shape.rng.randint(1, 300)} High Street",
                                city=city, country=country, timezone=zone, capacity=shape.rng.randint(500, 80_000))
-            venues.append(await catalog.create_venue(db, actor=ORGANIZER, draft=draft))
+            venues.append(await catalog.create_venue(rt, actor=ORGANIZER, draft=draft))
     now, made, started = datetime.now(UTC), 0, time.monotonic()
     while made < events:
         drafts = [shape.event(shape.rng.choice(venues), now) for _ in range(min(AT_ONCE, events - made))]
-        results = await asyncio.gather(*(catalog.create_event(db, actor=ORGANIZER, draft=d) for d in drafts),
+        results = await asyncio.gather(*(catalog.create_event(rt, actor=ORGANIZER, draft=d) for d in drafts),
                                        return_exceptions=True)
         made += sum(1 for r in results if not isinstance(r, BaseException))
         if made // 5_000 != (made - len(drafts)) // 5_000:
@@ -110,7 +109,7 @@ def run_seed_demo(settings: Settings, *, events: int, seed: int) -> int:
             try:
                 database = db_module.get_database(client, uri)
                 await db_module.ensure_indexes(database)
-                return await seed_demo(database, events=events, seed=seed)
+                return await seed_demo(offline_runtime(database, settings), events=events, seed=seed)
             finally:
                 await client.close()
 

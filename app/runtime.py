@@ -66,3 +66,11 @@ class Runtime:
     # Closings of sold-out queues, run after the purchase that sold out is answered.
     closings: Batches = field(default_factory=Batches)
     purchase_endings: Batches = field(default_factory=lambda: Batches(most=ENDINGS_PER_GROUP))
+
+
+def offline_runtime(db: AsyncDatabase, settings: Settings | None = None) -> Runtime:
+    """A runtime for work outside a server (seeding, scripts, tests): no workers, and news
+    goes only to this process's own subscribers."""
+    from app.pubsub import InProcessBroker
+
+    return Runtime(db=db, settings=settings or Settings(_env_file=None), broker=InProcessBroker())

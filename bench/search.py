@@ -21,6 +21,7 @@ import aiohttp
 
 from app import db as db_module
 from app.demo import Catalogue, seed_demo
+from app.runtime import offline_runtime
 from app.embedded import free_port, start_mongo
 from bench.documents import document
 from bench.reads import JWT_SECRET
@@ -83,7 +84,7 @@ async def _load(uri: str, events: int) -> None:
     try:
         db = db_module.get_database(client, uri)
         await db_module.ensure_indexes(db)
-        await seed_demo(db, events=events)
+        await seed_demo(offline_runtime(db), events=events)
     finally:
         await client.close()
 

@@ -8,6 +8,7 @@ from typing import Any
 from bson import ObjectId
 
 from app.catalog import service as catalog
+from app.runtime import offline_runtime
 from app.orders import codes as ticket_codes
 from app.orders import service as orders_service
 from app.orders.models import Order, OrderItem, OrderState, PlannedTicket
@@ -102,7 +103,7 @@ async def stuck_order(
     await db.orders.insert_one(order.to_doc())
     if take_stock:
         for item in order_items:
-            assert await catalog.reserve_inventory(db, ticket_type_id=item.ticket_type_id, quantity=item.quantity) is not None
+            assert await catalog.reserve_inventory(offline_runtime(db), ticket_type_id=item.ticket_type_id, quantity=item.quantity) is not None
     return order
 
 

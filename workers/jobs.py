@@ -47,8 +47,8 @@ async def refresh_sale_statuses(ctx: Ctx) -> int:
     """Cron backstop, every minute: every live event's stored status from its ticket types."""
     rt = _rt(ctx)
     changed = 0
-    for event_id in await catalog.event_ids(rt.db, statuses=[EventStatus.UPCOMING, EventStatus.ON_SALE, EventStatus.SOLD_OUT]):
-        before = await catalog.get_event(rt.db, event_id=event_id)
+    for event_id in await catalog.event_ids(rt, statuses=[EventStatus.UPCOMING, EventStatus.ON_SALE, EventStatus.SOLD_OUT]):
+        before = await catalog.get_event(rt, event_id=event_id)
         if await queue.refresh_status(rt, event_id=event_id) is not before.status:
             changed += 1
     metrics.JOB_RUNS.labels("refresh_sale_statuses", "ok").inc()

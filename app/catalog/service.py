@@ -41,7 +41,7 @@ from app.catalog.models import (
 )
 from app.documents import parse_object_id
 from app.errors import Checker, ErrorCode, Problem, fail, not_found
-from app.runtime import Scheduler
+from app.runtime import Runtime, Scheduler
 from app.timeutil import now_ms
 
 log = logging.getLogger("app.catalog")
@@ -57,7 +57,7 @@ ONGOING_MS = 6 * 3600 * 1000
 # --- venues -----------------------------------------------------------------
 
 
-async def create_venue(db: AsyncDatabase, *, actor: Viewer, draft: VenueDraft) -> Venue:
+async def create_venue(rt: Runtime, *, actor: Viewer, draft: VenueDraft) -> Venue:
     """Create a venue owned by the calling organizer."""
     organizer_id = require_role(actor, "organizer")
     check = Checker()
@@ -67,14 +67,14 @@ async def create_venue(db: AsyncDatabase, *, actor: Viewer, draft: VenueDraft) -
     venue = Venue(
         _id=str(ObjectId()), organizerId=organizer_id, createdAtUtc=now, updatedAtUtc=now, **values
     )
-    await repo.insert_venue(db, venue)
+    await repo.insert_venue(rt.db, venue)
     return venue
 
 
-async def update_venue(db: AsyncDatabase, *, actor: Viewer, venue_id: str, draft: VenueDraft) -> Venue:
+async def update_venue(rt: Runtime, *, actor: Viewer, venue_id: str, draft: VenueDraft) -> Venue:
     """Change the given fields of a venue; events keep the snapshot they took."""
     require_role(actor, "organizer")
-    venue = await get_venue(db, venue_id=venue_id, field="id")
+    venue = await get_venue(rt, venue_id=venue_id, field="id")
     _require_owner(actor, venue.organizer_id, "venue")
     check = Checker()
     changes = check_venue(check, draft, partial=True)
@@ -84,30 +84,30 @@ async def update_venue(db: AsyncDatabase, *, actor: Viewer, venue_id: str, draft
     if (merged_lat is None) != (merged_lng is None):
         raise fail(ErrorCode.VALIDATION, "latitude and longitude go together", "input.latitude")
     changes["updatedAtUtc"] = now_ms()
-    updated = await repo.update_venue(db, ObjectId(venue.id), changes)
+    updated = await repo.update_venue(rt.db, ObjectId(venue.id), changes)
     if updated is None:
         raise not_found("venue", "id")
     return updated
 
 
-async def get_venue(db: AsyncDatabase, *, venue_id: str, field: str | None = None) -> Venue:
+async def get_venue(rt: Runtime, *, venue_id: str, field: str | None = None) -> Venue:
     """The venue, or NOT_FOUND (also for a malformed id)."""
-    venue = await repo.get_venue(db, parse_object_id(venue_id, "venue", field))
+    venue = await repo.get_venue(rt.db, parse_object_id(venue_id, "venue", field))
     if venue is None:
         raise not_found("venue", field)
     return venue
 
 
-async def find_venue(db: AsyncDatabase, *, venue_id: str) -> Venue | None:
+async def find_venue(rt: Runtime, *, venue_id: str) -> Venue | None:
     """The venue, or None when unknown or malformed."""
     if not ObjectId.is_valid(venue_id):
         return None
-    return await repo.get_venue(db, ObjectId(venue_id))
+    return await repo.get_venue(rt.db, ObjectId(venue_id))
 
 
-async def list_venues(db: AsyncDatabase, *, city: str | None, first: int) -> list[Venue]:
+async def list_venues(rt: Runtime, *, city: str | None, first: int) -> list[Venue]:
     _check_page_size(first, "first")
-    return await repo.list_venues(db, city, first)
+    return await repo.list_venues(rt.db, city, first)
 
 
 # --- events -----------------------------------------------------------------
@@ -118,13 +118,13 @@ def slug(text: str) -> str:
     return "-".join(search.words(text))
 
 
-async def create_event(db: AsyncDatabase, *, actor: Viewer, draft: EventDraft) -> Event:
+async def create_event(rt: Runtime, *, actor: Viewer, draft: EventDraft) -> Event:
     """Create an event at a venue, snapshotting the venue as it is now."""
     organizer_id = require_role(actor, "organizer")
     check = Checker()
     values = check_event(check, draft, now_ms())
     check.raise_if_any()
-    venue = await get_venue(db, venue_id=draft.venue_id, field="input.venueId")
+    venue = await get_venue(rt, venue_id=draft.venue_id, field="input.venueId")
     snapshot = VenueSnapshot(
         venueId=venue.id, name=venue.name, address=venue.address, city=venue.city, country=venue.country,
         timezone=venue.timezone,
@@ -147,7 +147,7 @@ async def create_event(db: AsyncDatabase, *, actor: Viewer, draft: EventDraft) -
         createdAtUtc=now_ms(),
     )
     try:
-        await repo.insert_event(db, event)
+        await repo.insert_event(rt.db, event)
     except DuplicateKeyError:
         raise fail(
             ErrorCode.DUPLICATE_EVENT, "this artist already has an event with this title at this venue and time"
@@ -155,44 +155,43 @@ async def create_event(db: AsyncDatabase, *, actor: Viewer, draft: EventDraft) -
     return event
 
 
-async def get_event(db: AsyncDatabase, *, event_id: str, field: str | None = None) -> Event:
+async def get_event(rt: Runtime, *, event_id: str, field: str | None = None) -> Event:
     """The event, or NOT_FOUND (also for a malformed id)."""
-    event = await repo.get_event(db, parse_object_id(event_id, "event", field))
+    event = await repo.get_event(rt.db, parse_object_id(event_id, "event", field))
     if event is None:
         raise not_found("event", field)
     return event
 
 
-async def find_event(db: AsyncDatabase, *, event_id: str) -> Event | None:
+async def find_event(rt: Runtime, *, event_id: str) -> Event | None:
     """The event, or None when unknown or malformed."""
     if not ObjectId.is_valid(event_id):
         return None
-    return await repo.get_event(db, ObjectId(event_id))
+    return await repo.get_event(rt.db, ObjectId(event_id))
 
 
 async def create_ticket_types(
-    db: AsyncDatabase,
+    rt: Runtime,
     *,
     actor: Viewer,
     event_id: str,
     drafts: list[TicketTypeDraft],
     max_per_purchase: int,
-    scheduler: Scheduler | None = None,
 ) -> list[EventTicket]:
     """Add ticket types to the caller's event: all of them or none; one per kind.
 
-    With a scheduler, the event's stored status is refreshed when each sale
-    window opens and closes.
+    With workers (a scheduler), the event's stored status is refreshed when each
+    sale window opens and closes.
     """
     require_role(actor, "organizer")
-    event = await get_event(db, event_id=event_id, field="input.eventId")
+    event = await get_event(rt, event_id=event_id, field="input.eventId")
     _require_owner(actor, event.organizer_id, "event")
     if event.status is EventStatus.CANCELLED:
         raise fail(ErrorCode.EVENT_CANCELLED, "the event is cancelled")
     check = Checker()
     check.require(bool(drafts), "input.ticketTypes", "must list at least one ticket type")
     now = now_ms()
-    existing = (await repo.ticket_types_by_event(db, [ObjectId(event.id)]))[event.id]
+    existing = (await repo.ticket_types_by_event(rt.db, [ObjectId(event.id)]))[event.id]
     taken = {t.type for t in existing}
     tickets: list[EventTicket] = []
     for i, draft in enumerate(drafts):
@@ -216,13 +215,12 @@ async def create_ticket_types(
         )
     check.raise_if_any()
     try:
-        await repo.insert_ticket_types(db, tickets)
+        await repo.insert_ticket_types(rt.db, tickets)
     except DuplicateKeyError:
         # Another request added one of these kinds between our check and our write.
         raise fail(ErrorCode.DUPLICATE_TICKET_TYPE, "the event already has one of these ticket types") from None
-    await refresh_event_status(db, event=event)
-    if scheduler is not None:
-        await _schedule_status_refreshes(scheduler, event.id, tickets, now)
+    await refresh_event_status(rt, event=event)
+    await _schedule_status_refreshes(rt.scheduler, event.id, tickets, now)
     return tickets
 
 
@@ -239,12 +237,12 @@ def _duplicate_type(kind: Any, field: str) -> Problem:
     return Problem(ErrorCode.DUPLICATE_TICKET_TYPE, f"the event already has a {kind.value} ticket type", field)
 
 
-async def refresh_event_status(db: AsyncDatabase, *, event: Event) -> EventStatus:
+async def refresh_event_status(rt: Runtime, *, event: Event) -> EventStatus:
     """Recompute an event's stored sale status from its ticket types, and save it if changed."""
-    tickets = (await repo.ticket_types_by_event(db, [ObjectId(event.id)]))[event.id]
+    tickets = (await repo.ticket_types_by_event(rt.db, [ObjectId(event.id)]))[event.id]
     status = derive_status(event.status, tickets, now_ms())
     if status is not event.status:
-        await repo.set_event_status(db, ObjectId(event.id), status)
+        await repo.set_event_status(rt.db, ObjectId(event.id), status)
     sale_view.forget(event.id)  # called when stock or time changed the sale: this process reads it fresh
     return status
 
@@ -313,7 +311,7 @@ def _check_page_size(first: int, field: str, maximum: int = MAX_PAGE) -> None:
         raise fail(ErrorCode.VALIDATION, f"must be between 0 and {maximum}", field)
 
 
-async def list_events(db: AsyncDatabase, *, filters: EventFilterArgs | None, first: int, after: str | None) -> EventPage:
+async def list_events(rt: Runtime, *, filters: EventFilterArgs | None, first: int, after: str | None) -> EventPage:
     """Q1: a page of events by start time (then id), after an opaque cursor."""
     _check_page_size(first, "first")
     check = Checker()
@@ -321,13 +319,13 @@ async def list_events(db: AsyncDatabase, *, filters: EventFilterArgs | None, fir
     check.raise_if_any()
     key = decode_cursor(after) if after else None
     if first == 0:
-        return EventPage([], has_next_page=bool(await repo.page_events(db, filters=query, after=key, limit=1)))
-    events = await repo.page_events(db, filters=query, after=key, limit=first + 1)
+        return EventPage([], has_next_page=bool(await repo.page_events(rt.db, filters=query, after=key, limit=1)))
+    events = await repo.page_events(rt.db, filters=query, after=key, limit=first + 1)
     return EventPage(events[:first], has_next_page=len(events) > first)
 
 
 async def search_events(
-    db: AsyncDatabase, *, query: str, status: EventStatus | None, city: str | None, limit: int,
+    rt: Runtime, *, query: str, status: EventStatus | None, city: str | None, limit: int,
     include_past: bool = False,
 ) -> list[Event]:
     """Q5: events holding every query term, best match first, then earliest start; upcoming
@@ -341,10 +339,10 @@ async def search_events(
     if not terms:
         raise fail(ErrorCode.VALIDATION, "must contain a letter or a digit", "query")
     bound, where = now_ms() - ONGOING_MS, city.strip() if city else None
-    wanted = search_reads.Wanted(await search_reads.leading_first(db, terms, where, bound), where, status)
-    found = await search_reads.best(db, wanted, bound, limit, latest_first=False)
+    wanted = search_reads.Wanted(await search_reads.leading_first(rt.db, terms, where, bound), where, status)
+    found = await search_reads.best(rt.db, wanted, bound, limit, latest_first=False)
     if include_past and len(found) < limit:
-        found += await search_reads.best(db, wanted, bound, limit - len(found), latest_first=True)
+        found += await search_reads.best(rt.db, wanted, bound, limit - len(found), latest_first=True)
     return found
 
 
@@ -358,11 +356,11 @@ def _require_owner(actor: Viewer, owner_id: str, what: str) -> None:
 
 
 async def reserve_inventory(
-    db: AsyncDatabase, *, ticket_type_id: str, quantity: int, total: int | None = None
+    rt: Runtime, *, ticket_type_id: str, quantity: int, total: int | None = None
 ) -> bool | None:
     """Sell `quantity` of a ticket type if that many remain (guarded: never oversells);
     whether that took the last ones, or None if refused. `total`: its quantityTotal, if known."""
-    return (await repo.reserve_inventory(db, ObjectId(ticket_type_id), quantity, total)).took_last
+    return (await repo.reserve_inventory(rt.db, ObjectId(ticket_type_id), quantity, total)).took_last
 
 
 class StockTake(NamedTuple):
@@ -414,18 +412,18 @@ async def reserve_together(ticket_type_id: str, takes: list[StockTake]) -> list[
     return results
 
 
-async def release_inventory(db: AsyncDatabase, *, ticket_type_id: str, quantity: int, tentative: bool = False) -> None:
+async def release_inventory(rt: Runtime, *, ticket_type_id: str, quantity: int, tentative: bool = False) -> None:
     """Give stock back to a ticket type (held tentatively, if `tentative`)."""
-    await repo.release_inventory(db, ObjectId(ticket_type_id), quantity, tentative)
+    await repo.release_inventory(rt.db, ObjectId(ticket_type_id), quantity, tentative)
 
 
-async def confirm_tentative(db: AsyncDatabase, *, ticket_type_id: str, quantity: int) -> None:
+async def confirm_tentative(rt: Runtime, *, ticket_type_id: str, quantity: int) -> None:
     """Stock held tentatively is sold for good: its order took every type it asked for."""
-    await repo.confirm_tentative(db, ObjectId(ticket_type_id), quantity)
+    await repo.confirm_tentative(rt.db, ObjectId(ticket_type_id), quantity)
 
 
-async def ticket_types_by_id(db: AsyncDatabase, *, ids: list[str]) -> dict[str, EventTicket]:
-    return await repo.get_ticket_types(db, [ObjectId(i) for i in ids])
+async def ticket_types_by_id(rt: Runtime, *, ids: list[str]) -> dict[str, EventTicket]:
+    return await repo.get_ticket_types(rt.db, [ObjectId(i) for i in ids])
 
 
 def forget_sale_view(event_id: str) -> None:
@@ -433,13 +431,13 @@ def forget_sale_view(event_id: str) -> None:
     sale_view.forget(event_id)
 
 
-async def sale_view_of(db: AsyncDatabase, *, event_id: str, field: str | None = None) -> tuple[Event, list[EventTicket]]:
+async def sale_view_of(rt: Runtime, *, event_id: str, field: str | None = None) -> tuple[Event, list[EventTicket]]:
     """The event and its ticket types as the sale path reads them: up to a second old (see sale_view)."""
-    return await sale_view.sale_view(db, event_id=event_id, field=field)
+    return await sale_view.sale_view(rt.db, event_id=event_id, field=field)
 
 
-async def ticket_types_of_event(db: AsyncDatabase, *, event_id: str) -> list[EventTicket]:
-    return (await repo.ticket_types_by_event(db, [ObjectId(event_id)]))[event_id]
+async def ticket_types_of_event(rt: Runtime, *, event_id: str) -> list[EventTicket]:
+    return (await repo.ticket_types_by_event(rt.db, [ObjectId(event_id)]))[event_id]
 
 
 def current_status(event: Event, tickets: list[EventTicket]) -> EventStatus:
@@ -447,42 +445,42 @@ def current_status(event: Event, tickets: list[EventTicket]) -> EventStatus:
     return derive_status(event.status, tickets, now_ms())
 
 
-async def mark_cancelled(db: AsyncDatabase, *, actor: Viewer, event_id: str) -> Event:
+async def mark_cancelled(rt: Runtime, *, actor: Viewer, event_id: str) -> Event:
     """Organizer who owns it (or admin): the event becomes CANCELLED and holds no slots."""
     require_role(actor, "organizer")
-    event = await get_event(db, event_id=event_id, field="eventId")
+    event = await get_event(rt, event_id=event_id, field="eventId")
     _require_owner(actor, event.organizer_id, "event")
-    if not await repo.mark_cancelled(db, ObjectId(event.id)):
+    if not await repo.mark_cancelled(rt.db, ObjectId(event.id)):
         raise fail(ErrorCode.EVENT_CANCELLED, "the event is already cancelled")
     sale_view.forget(event.id)
-    return await get_event(db, event_id=event.id)
+    return await get_event(rt, event_id=event.id)
 
 
-async def set_sold_counts(db: AsyncDatabase, *, counts: dict[str, int], ticket_type_ids: list[str]) -> None:
+async def set_sold_counts(rt: Runtime, *, counts: dict[str, int], ticket_type_ids: list[str]) -> None:
     """After a cancellation: each type's quantitySold becomes its count of non-cancelled tickets."""
     for ticket_type_id in ticket_type_ids:
-        await repo.set_quantity_sold(db, ObjectId(ticket_type_id), counts.get(ticket_type_id, 0))
+        await repo.set_quantity_sold(rt.db, ObjectId(ticket_type_id), counts.get(ticket_type_id, 0))
 
 
-async def event_ids(db: AsyncDatabase, *, statuses: list[EventStatus]) -> list[str]:
+async def event_ids(rt: Runtime, *, statuses: list[EventStatus]) -> list[str]:
     """Ids of the events in the given stored statuses (for the repair's sweep)."""
-    return await repo.event_ids(db, statuses)
+    return await repo.event_ids(rt.db, statuses)
 
 
-async def correct_quantity_sold(db: AsyncDatabase, *, ticket_type_id: str, seen: int, value: int) -> bool:
+async def correct_quantity_sold(rt: Runtime, *, ticket_type_id: str, seen: int, value: int) -> bool:
     """Repair: quantitySold becomes the recount `value` if it still holds `seen`; False if a write raced us."""
-    return await repo.set_counter_if_unchanged(db, "eventTickets", ObjectId(ticket_type_id), "quantitySold", seen, value)
+    return await repo.set_counter_if_unchanged(rt.db, "eventTickets", ObjectId(ticket_type_id), "quantitySold", seen, value)
 
 
-async def correct_quantity_tentative(db: AsyncDatabase, *, ticket_type_id: str, seen: int, value: int) -> bool:
+async def correct_quantity_tentative(rt: Runtime, *, ticket_type_id: str, seen: int, value: int) -> bool:
     """Repair: quantityTentative becomes `value` if it still holds `seen` (a tentative hold whose
     process died holds nothing); False if a write raced us."""
-    return await repo.set_counter_if_unchanged(db, "eventTickets", ObjectId(ticket_type_id), "quantityTentative", seen, value)
+    return await repo.set_counter_if_unchanged(rt.db, "eventTickets", ObjectId(ticket_type_id), "quantityTentative", seen, value)
 
 
-async def correct_active_checkouts(db: AsyncDatabase, *, event_id: str, seen: int, value: int) -> bool:
+async def correct_active_checkouts(rt: Runtime, *, event_id: str, seen: int, value: int) -> bool:
     """Repair: activeCheckouts becomes the recount `value` if it still holds `seen`; False if a write raced us."""
-    return await repo.set_counter_if_unchanged(db, "events", ObjectId(event_id), "activeCheckouts", seen, value)
+    return await repo.set_counter_if_unchanged(rt.db, "events", ObjectId(event_id), "activeCheckouts", seen, value)
 
 
 async def events_by_ids(db: AsyncDatabase, event_ids: list[str]) -> list[Event | None]:
@@ -491,6 +489,6 @@ async def events_by_ids(db: AsyncDatabase, event_ids: list[str]) -> list[Event |
     return [found.get(e) for e in event_ids]
 
 
-async def refresh_event_status_by_id(db: AsyncDatabase, *, event_id: str) -> EventStatus:
+async def refresh_event_status_by_id(rt: Runtime, *, event_id: str) -> EventStatus:
     """Recompute and store the event's sale status (a job, or after stock changes)."""
-    return await refresh_event_status(db, event=await get_event(db, event_id=event_id))
+    return await refresh_event_status(rt, event=await get_event(rt, event_id=event_id))

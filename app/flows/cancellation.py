@@ -18,12 +18,12 @@ async def cancel_event(rt: Runtime, *, actor: Viewer, event_id: str) -> Event:
     counter's guard checks the status) and no purchase starts. A purchase
     already past its checks may still finish; the repair cancels such tickets.
     """
-    event = await catalog.mark_cancelled(rt.db, actor=actor, event_id=event_id)
+    event = await catalog.mark_cancelled(rt, actor=actor, event_id=event_id)
     await queue.close_queue(rt, event_id=event.id, cancelled=True)
     await orders.cancel_event_tickets(rt, event_id=event.id)
     # Tickets already USED at the gate stay USED and keep counting (DESIGN invariant 1).
-    types = await catalog.ticket_types_of_event(rt.db, event_id=event.id)
+    types = await catalog.ticket_types_of_event(rt, event_id=event.id)
     counts = await orders.issued_by_type(rt, event_id=event.id)
-    await catalog.set_sold_counts(rt.db, counts=counts, ticket_type_ids=[t.id for t in types])
+    await catalog.set_sold_counts(rt, counts=counts, ticket_type_ids=[t.id for t in types])
     await rt.broker.publish(channels.event(event.id), {"kind": "inventory"})
     return event

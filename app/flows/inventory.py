@@ -24,6 +24,6 @@ class InventorySnapshot:
 
 async def snapshot(rt: Runtime, *, event_id: str) -> InventorySnapshot:
     """Two reads: the event (its turns say how many wait) and its ticket types."""
-    event = await catalog.get_event(rt.db, event_id=event_id, field="eventId")
-    types = await catalog.ticket_types_of_event(rt.db, event_id=event.id)
+    event = await catalog.get_event(rt, event_id=event_id, field="eventId")
+    types = await catalog.ticket_types_of_event(rt, event_id=event.id)
     return InventorySnapshot(event, catalog.current_status(event, types), types, Turns.of_event(event).waiting)

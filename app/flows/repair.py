@@ -51,10 +51,10 @@ class RepairReport:
 async def repair(rt: Runtime, *, grace_ms: int = ORDER_GRACE_MS, settle_seconds: float = 1.0) -> RepairReport:
     """Everything: stale orders first, then the counters of every live event whose sale was quiet."""
     live = [EventStatus.UPCOMING, EventStatus.ON_SALE, EventStatus.SOLD_OUT, EventStatus.CANCELLED]
-    event_ids = await catalog.event_ids(rt.db, statuses=live)
+    event_ids = await catalog.event_ids(rt, statuses=live)
     # Judged before this run's own writes (finishing an order frees a slot) can make a sale look busy.
     quiet_before = now_ms() - grace_ms
-    quiet = {e for e in event_ids if ((await catalog.get_event(rt.db, event_id=e)).queue_activity_at_utc or 0) <= quiet_before}
+    quiet = {e for e in event_ids if ((await catalog.get_event(rt, event_id=e)).queue_activity_at_utc or 0) <= quiet_before}
     report = await repair_orders(rt, grace_ms=grace_ms)
     for event_id in event_ids:
         if event_id in quiet:
@@ -88,10 +88,10 @@ async def repair_counters(rt: Runtime, *, event_id: str, settle_seconds: float =
     yet taken) would "correct" them wrongly.
     """
     corrections: list[str] = []
-    event = await catalog.get_event(rt.db, event_id=event_id)
+    event = await catalog.get_event(rt, event_id=event_id)
     if event.status is EventStatus.CANCELLED:
         await orders.cancel_event_tickets(rt, event_id=event_id)  # a purchase that finished after the cancel
-    types = await catalog.ticket_types_of_event(rt.db, event_id=event_id)  # the counters, read first
+    types = await catalog.ticket_types_of_event(rt, event_id=event_id)  # the counters, read first
     in_flight = await orders.orders_in_flight(rt, event_id=event_id)
     issued = await orders.issued_by_type(rt, event_id=event_id, excluding_orders=[o.id for o in in_flight])
     held = Counter()
@@ -101,13 +101,13 @@ async def repair_counters(rt: Runtime, *, event_id: str, settle_seconds: float =
     for ticket in types:
         expected = issued.get(ticket.id, 0) + held[ticket.id]
         if expected != ticket.quantity_sold and await catalog.correct_quantity_sold(
-            rt.db, ticket_type_id=ticket.id, seen=ticket.quantity_sold, value=expected,
+            rt, ticket_type_id=ticket.id, seen=ticket.quantity_sold, value=expected,
         ):
             corrections.append(f"quantitySold of {ticket.id}: {ticket.quantity_sold} -> {expected}")
             metrics.REPAIRS.labels("quantity_sold").inc()
         # Tentative holds last while an order takes its types; with none in flight, none is held.
         if ticket.quantity_tentative and not in_flight and await catalog.correct_quantity_tentative(
-            rt.db, ticket_type_id=ticket.id, seen=ticket.quantity_tentative, value=0,
+            rt, ticket_type_id=ticket.id, seen=ticket.quantity_tentative, value=0,
         ):
             corrections.append(f"quantityTentative of {ticket.id}: {ticket.quantity_tentative} -> 0")
             metrics.REPAIRS.labels("quantity_tentative").inc()

@@ -66,7 +66,7 @@ async def purchase_tickets(
     user_id = require_user(actor)
     key = _check_request(items, idempotency_key)
     request_hash = _request_hash(event_id, items)
-    event, event_types = await catalog.sale_view_of(rt.db, event_id=event_id, field="input.eventId")
+    event, event_types = await catalog.sale_view_of(rt, event_id=event_id, field="input.eventId")
     entry = await queue.get_entry(rt, event_id=event.id, user_id=user_id)  # expired on the spot if its time is up
     if not _holds_open_checkout(entry):
         # Answered before the session counts (invariant 5): a retry of a purchase that
@@ -81,7 +81,7 @@ async def purchase_tickets(
     wanted = [i.ticket_type_id for i in items]
     types = {t.id: t for t in event_types if t.id in wanted}
     if len(types) < len(set(wanted)):  # a type the view does not hold (just added, or another event's)
-        types = await catalog.ticket_types_by_id(rt.db, ids=wanted)
+        types = await catalog.ticket_types_by_id(rt, ids=wanted)
     now = now_ms()
     order_items = _check_items(rt, items, types, event.id, now)
     currencies = {types[i.ticket_type_id].currency for i in items}

@@ -60,7 +60,7 @@ async def reserve_all(rt: Runtime, order: Order, types: dict[str, EventTicket]) 
         taken.append(item)
         ran_out = ran_out or take.took_last
     await asyncio.gather(*(
-        catalog.confirm_tentative(rt.db, ticket_type_id=i.ticket_type_id, quantity=i.quantity) for i in taken[:-1]
+        catalog.confirm_tentative(rt, ticket_type_id=i.ticket_type_id, quantity=i.quantity) for i in taken[:-1]
     ))
     await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})
     return ran_out
@@ -79,7 +79,7 @@ async def confirmed_shortage(rt: Runtime, order: Order, types: dict[str, EventTi
     short = {i.ticket_type_id for i in order.items if types[i.ticket_type_id].quantity_remaining < i.quantity}
     if not short:
         return None
-    fresh = await catalog.ticket_types_by_id(rt.db, ids=sorted(short))
+    fresh = await catalog.ticket_types_by_id(rt, ids=sorted(short))
     for index, item in enumerate(order.items):
         ticket = fresh.get(item.ticket_type_id)
         if ticket is not None and ticket.quantity_remaining < item.quantity and not ticket.may_free(item.quantity):
@@ -109,7 +109,7 @@ async def _take(rt: Runtime, item: OrderItem, total: int, *, tentative: bool) ->
         took_last = await rt.stock_takes.submit(item.ticket_type_id, request, catalog.reserve_together)
         if took_last is not None:
             return Take(took_last)
-        fresh = (await catalog.ticket_types_by_id(rt.db, ids=[item.ticket_type_id]))[item.ticket_type_id]
+        fresh = (await catalog.ticket_types_by_id(rt, ids=[item.ticket_type_id]))[item.ticket_type_id]
         room = fresh.quantity_remaining >= item.quantity or fresh.may_free(item.quantity)
         if not room or time.monotonic() + pause > deadline:
             return Take(None, fresh)
@@ -120,7 +120,7 @@ async def _take(rt: Runtime, item: OrderItem, total: int, *, tentative: bool) ->
 async def _give_back(rt: Runtime, taken: list[OrderItem]) -> None:
     # Everything taken before the refused type was taken tentatively.
     for item in taken:
-        await catalog.release_inventory(rt.db, ticket_type_id=item.ticket_type_id, quantity=item.quantity, tentative=True)
+        await catalog.release_inventory(rt, ticket_type_id=item.ticket_type_id, quantity=item.quantity, tentative=True)
 
 
 async def _refuse(rt: Runtime, order: Order, item: OrderItem, ticket: EventTicket, *, gave_back: bool) -> None:

@@ -110,7 +110,7 @@ class Joined(NamedTuple):
 async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> Joined:
     """M3: a place at the back of the queue, or the buyer's live entry unchanged."""
     user_id = require_user(actor)
-    event, tickets = await catalog.sale_view_of(rt.db, event_id=event_id, field="eventId")
+    event, tickets = await catalog.sale_view_of(rt, event_id=event_id, field="eventId")
     try:
         _require_on_sale(event, tickets)
         # One write decides the place: with a free slot and nobody ahead, the buyer is ADMITTED
@@ -231,7 +231,7 @@ async def _current(rt: Runtime, entry: QueueEntry) -> QueueEntry:
 async def leave_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> QueueEntry:
     """M4: the live entry becomes LEFT, its slot (if admitted) goes to the next buyer."""
     user_id = require_user(actor)
-    event = await catalog.get_event(rt.db, event_id=event_id, field="eventId")
+    event = await catalog.get_event(rt, event_id=event_id, field="eventId")
     for _ in range(5):  # the entry may be admitted under our feet: re-read and retry
         entry = await get_entry(rt, event_id=event.id, user_id=user_id)
         if entry is None or not entry.is_live():
@@ -255,7 +255,7 @@ def _require_on_sale(event: Event, tickets: list[EventTicket]) -> None:
 async def _require_on_sale_now(rt: Runtime, event_id: str) -> None:
     """As `_require_on_sale`, from the documents rather than the view."""
     catalog.forget_sale_view(event_id)
-    event, tickets = await catalog.sale_view_of(rt.db, event_id=event_id)
+    event, tickets = await catalog.sale_view_of(rt, event_id=event_id)
     _require_on_sale(event, tickets)
 
 
@@ -357,17 +357,17 @@ async def recount_slots(rt: Runtime, *, event_id: str, settle_seconds: float) ->
     (a turn given to a join still in flight holds a slot before its entry is
     written). None: nothing done.
     """
-    event = await catalog.get_event(rt.db, event_id=event_id)
+    event = await catalog.get_event(rt, event_id=event_id)
     counted = await _slots_held(rt, event_id)
     held = event.active_checkouts
     expected = 0 if event.status is EventStatus.CANCELLED else counted
     if expected == held:
         return None
     await asyncio.sleep(settle_seconds)
-    again = await catalog.get_event(rt.db, event_id=event_id)
+    again = await catalog.get_event(rt, event_id=event_id)
     if again.active_checkouts != held or await _slots_held(rt, event_id) != counted:
         return None
-    if not await catalog.correct_active_checkouts(rt.db, event_id=event_id, seen=held, value=expected):
+    if not await catalog.correct_active_checkouts(rt, event_id=event_id, seen=held, value=expected):
         return None
     if expected < held:
         await fill_free_slots(rt, event_id=event_id)  # buyers waiting behind the slots that leaked
@@ -560,8 +560,8 @@ async def refresh_status(rt: Runtime, *, event_id: str, wait_for_closing: bool =
     wait for thousands of entries to close. Should this process die first, the sweep
     closes what is left (`take_up_stranded_turns`).
     """
-    event = await catalog.get_event(rt.db, event_id=event_id)
-    status = await catalog.refresh_event_status(rt.db, event=event)
+    event = await catalog.get_event(rt, event_id=event_id)
+    status = await catalog.refresh_event_status(rt, event=event)
     if status is EventStatus.SOLD_OUT and event.status is not EventStatus.SOLD_OUT:
         await _announce_closing(rt, event_id)
         if wait_for_closing:
@@ -582,7 +582,7 @@ async def _close_sold_out(event_id: str, asks: list[Runtime]) -> list[None]:
 async def start_checkout(rt: Runtime, *, actor: Viewer, event_id: str) -> CheckoutSession:
     """M6: the ADMITTED buyer's ACTIVE session (the same one if asked again)."""
     user_id = require_user(actor)
-    event, _ = await catalog.sale_view_of(rt.db, event_id=event_id, field="eventId")
+    event, _ = await catalog.sale_view_of(rt, event_id=event_id, field="eventId")
     if event.status is EventStatus.CANCELLED:
         raise fail(ErrorCode.EVENT_CANCELLED, "the event is cancelled")
     for _ in range(5):

@@ -31,7 +31,7 @@ async def watch_entry(
     unknown event. The caller returns this generator as it is: a wrapper around it would
     cost every one of ten thousand open subscriptions another frame."""
     user_id = require_user(actor)  # raised from the stream, as its first message
-    event, _ = await catalog.sale_view_of(rt.db, event_id=event_id, field="eventId")
+    event, _ = await catalog.sale_view_of(rt, event_id=event_id, field="eventId")
     async with (
         rt.broker.subscribe(channels.entry(event.id, user_id)) as mine,
         feeds.positions(event.id, lambda: queue.turns_of(rt, event_id=event.id)) as positions,

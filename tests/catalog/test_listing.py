@@ -384,13 +384,13 @@ async def test_a_filter_time_that_is_no_date_is_a_validation_error(api, catalog_
 ORGANIZER = Viewer(user_id="org-1", roles=frozenset({"organizer"}))  # the `organizer` fixture's user
 
 
-async def seed_events_with_two_ticket_types(db, venue_id: str, numbers: range) -> None:
+async def seed_events_with_two_ticket_types(rt, venue_id: str, numbers: range) -> None:
     """Through the service layer (much faster than one HTTP request per call)."""
     now = datetime.now(UTC)
 
     async def one(i: int) -> None:
         event = await catalog.create_event(
-            db, actor=ORGANIZER,
+            rt, actor=ORGANIZER,
             draft=EventDraft(
                 title=f"Show {i:03}", artist_id=f"artist-{i % 7}", artist_name=f"Artist {i % 7}", venue_id=venue_id,
                 starts_at=at(i),
@@ -403,7 +403,7 @@ async def seed_events_with_two_ticket_types(db, venue_id: str, numbers: range) -
             )
             for kind, quantity in ((TicketType.GENERAL, 100), (TicketType.VIP, 10))
         ]
-        await catalog.create_ticket_types(db, actor=ORGANIZER, event_id=event.id, drafts=drafts, max_per_purchase=10)
+        await catalog.create_ticket_types(rt, actor=ORGANIZER, event_id=event.id, drafts=drafts, max_per_purchase=10)
 
     numbers = list(numbers)
     for chunk in range(0, len(numbers), 10):
@@ -426,10 +426,10 @@ async def commands_for_a_full_page(api, command_counter, expected_events: int) -
 
 async def commands_for_ten_then_a_hundred(api, organizer, command_counter) -> tuple[list[str], list[str]]:
     venue = await create_venue(api, organizer)
-    await seed_events_with_two_ticket_types(api.db, venue["id"], range(10))
+    await seed_events_with_two_ticket_types(api.runtime, venue["id"], range(10))
     assert await api.db.eventTickets.count_documents({}) == 20
     ten = await commands_for_a_full_page(api, command_counter, 10)
-    await seed_events_with_two_ticket_types(api.db, venue["id"], range(10, 100))
+    await seed_events_with_two_ticket_types(api.runtime, venue["id"], range(10, 100))
     assert await api.db.eventTickets.count_documents({}) == 200
     hundred = await commands_for_a_full_page(api, command_counter, 100)
     return ten, hundred

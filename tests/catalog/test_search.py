@@ -418,7 +418,7 @@ async def test_a_search_examines_about_as_many_keys_as_it_returns_among_20000_ev
 
     recorder = FindRecorder()
     api = await make_api(db_listeners=[recorder])
-    assert await seed_demo(api.db, events=20_000) == 20_000
+    assert await seed_demo(api.runtime, events=20_000) == 20_000
     common = await api.db.events.count_documents({"searchTokens": "live"})
     assert common >= 1_000, common  # one event in ten or so holds it: thousands of matches
     top_word = Catalogue().vocabulary[0]  # the demo's most frequent word after the common ones

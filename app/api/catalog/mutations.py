@@ -16,14 +16,14 @@ class CatalogMutation:
     @strawberry.mutation(description="Organizer.")
     async def create_venue(self, info: Info, input: CreateVenueInput) -> VenuePayload:
         ctx = info.context
-        return await answer(VenuePayload, lambda: catalog.create_venue(ctx.db, actor=ctx.viewer, draft=input.to_draft()),
+        return await answer(VenuePayload, lambda: catalog.create_venue(ctx.runtime, actor=ctx.viewer, draft=input.to_draft()),
                             lambda venue: VenuePayload(venue=Venue.from_model(venue)))
 
     @strawberry.mutation(description="Organizer who created the venue: edits it; existing events keep their snapshot.")
     async def update_venue(self, info: Info, id: strawberry.ID, input: UpdateVenueInput) -> VenuePayload:
         ctx = info.context
         return await answer(
-            VenuePayload, lambda: catalog.update_venue(ctx.db, actor=ctx.viewer, venue_id=str(id), draft=input.to_draft()),
+            VenuePayload, lambda: catalog.update_venue(ctx.runtime, actor=ctx.viewer, venue_id=str(id), draft=input.to_draft()),
             lambda venue: VenuePayload(venue=Venue.from_model(venue)))
 
     @strawberry.mutation(
@@ -32,7 +32,7 @@ class CatalogMutation:
     )
     async def create_event(self, info: Info, input: CreateEventInput) -> EventPayload:
         ctx = info.context
-        return await answer(EventPayload, lambda: catalog.create_event(ctx.db, actor=ctx.viewer, draft=input.to_draft()),
+        return await answer(EventPayload, lambda: catalog.create_event(ctx.runtime, actor=ctx.viewer, draft=input.to_draft()),
                             lambda event: EventPayload(event=Event.from_model(event)))
 
     @strawberry.mutation(description="M2, organizer: adds ticket types to an event; one per TicketType per event.")
@@ -45,6 +45,6 @@ class CatalogMutation:
             return CreateTicketsPayload(ticket_types=[EventTicket.from_model(t, event_cancelled=False) for t in tickets])
 
         return await answer(CreateTicketsPayload, lambda: catalog.create_ticket_types(
-            ctx.db, actor=ctx.viewer, event_id=str(input.event_id), drafts=[t.to_draft() for t in input.ticket_types],
-            max_per_purchase=ctx.settings.max_tickets_per_purchase, scheduler=ctx.runtime.scheduler,
+            ctx.runtime, actor=ctx.viewer, event_id=str(input.event_id), drafts=[t.to_draft() for t in input.ticket_types],
+            max_per_purchase=ctx.settings.max_tickets_per_purchase,
         ), created)

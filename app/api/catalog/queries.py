@@ -19,7 +19,7 @@ class CatalogQuery:
         self, info: Info, filter: EventFilter | None = None, first: int | None = 20, after: str | None = None
     ) -> EventConnection:
         page = await catalog.list_events(
-            info.context.db, filters=filter.to_args() if filter else None, first=20 if first is None else first, after=after
+            info.context.runtime, filters=filter.to_args() if filter else None, first=20 if first is None else first, after=after
         )
         edges = [EventEdge(cursor=catalog.encode_cursor(e), node=Event.from_model(e)) for e in page.events]
         return EventConnection(
@@ -29,11 +29,11 @@ class CatalogQuery:
 
     @strawberry.field(description="Q2: one event with its ticket types; null when unknown.")
     async def event(self, info: Info, id: strawberry.ID) -> Event | None:
-        found = await catalog.find_event(info.context.db, event_id=str(id))
+        found = await catalog.find_event(info.context.runtime, event_id=str(id))
         if found is None:
             return None
         # Read with the event: every field of it is then an attribute, with nothing to await.
-        return Event.from_model(found, tickets=await catalog.ticket_types_of_event(info.context.db, event_id=found.id))
+        return Event.from_model(found, tickets=await catalog.ticket_types_of_event(info.context.runtime, event_id=found.id))
 
     @strawberry.field(
         description="Q5: full-text search over title, artist, venue and city, best match first (limit <= 100); "
@@ -50,17 +50,17 @@ class CatalogQuery:
             description="Also find events that started more than 6 hours ago, after the upcoming ones, latest first."
         )] = False,
     ) -> list[Event]:
-        found = await catalog.search_events(info.context.db, query=query, status=status, city=city,
+        found = await catalog.search_events(info.context.runtime, query=query, status=status, city=city,
                                             limit=20 if limit is None else limit, include_past=bool(include_past))
         return [Event.from_model(e) for e in found]
 
     @strawberry.field
     async def venue(self, info: Info, id: strawberry.ID) -> Venue | None:
-        found = await catalog.find_venue(info.context.db, venue_id=str(id))
+        found = await catalog.find_venue(info.context.runtime, venue_id=str(id))
         return Venue.from_model(found) if found else None
 
     @strawberry.field
     async def venues(self, info: Info, city: str | None = None, first: int | None = 50) -> list[Venue]:
         return [Venue.from_model(v) for v in await catalog.list_venues(
-            info.context.db, city=city, first=50 if first is None else first
+            info.context.runtime, city=city, first=50 if first is None else first
         )]

@@ -39,7 +39,7 @@ class FlowsSubscription:
     )
     async def event_inventory(self, info: Info, event_id: strawberry.ID) -> AsyncGenerator[EventInventory, None]:
         rt, feeds = info.context.runtime, info.context.feeds
-        event = await catalog.get_event(rt.db, event_id=str(event_id), field="eventId")
+        event = await catalog.get_event(rt, event_id=str(event_id), field="eventId")
         async with feeds.inventory(event.id, lambda: sale_inventory.snapshot(rt, event_id=event.id)) as feed:
             version, snap = feed.version, feed.value
             while True:
