@@ -9,7 +9,7 @@ import pytest
 from pymongo import monitoring
 
 from app.catalog import repository as repo
-from app.catalog.search import TERM_SCORES, index_tokens, query_terms, rank_token, relevance
+from app.catalog.search import TERM_SCORES, query_terms, rank_token
 from tests.factories import create_event, create_tickets, create_venue, days_from_now, iso, ticket_type_input
 
 T0 = days_from_now(10).replace(microsecond=0)
@@ -438,103 +438,3 @@ async def test_a_search_examines_about_as_many_keys_as_it_returns_among_20000_ev
     open_ended = repo.ranked_query(rank_token(TERM_SCORES[0], "live"), None, {"$gte": 0})
     stats = (await repo.explain_find(api.db, open_ended, {"startAtUtc": 1}, 20))["executionStats"]
     assert stats["totalKeysExamined"] > 10 * 20, stats
-
-
-# --- unit tests of app.catalog.search --------------------------------------------------
-
-
-def test_index_tokens_hold_folded_words_stems_and_prefixes():
-    tokens = index_tokens("Renaissance World Tour", "Beyoncé", "Wembley Stadium", "London")
-    for token in ["renaissance", "renaiss", "re", "world", "tour", "beyonce", "beyonc", "be", "wembley", "wem",
-                  "stadium", "london", "lo"]:
-        assert token in tokens, token
-    assert "Beyoncé" not in tokens and "beyoncé" not in tokens
-    assert all(t == t.lower() for t in tokens)
-
-
-def test_index_tokens_are_sorted_unique_and_have_no_one_letter_prefixes():
-    tokens = index_tokens("Wembley Wembley", "Wem")
-    assert tokens == sorted(set(tokens))
-    assert "w" not in tokens
-    assert min(len(t) for t in tokens) == 2
-    assert index_tokens("A") == ["a"]  # a one-letter word is still a word
-
-
-def test_index_tokens_include_stems():
-    tokens = index_tokens("Summer Nights", None, "", "Concerts")
-    assert {"night", "nights", "concert", "concerts", "summer"} <= set(tokens)
-
-
-def test_index_tokens_of_nothing_is_empty():
-    assert index_tokens() == []
-    assert index_tokens(None, "", "  ", "!!!") == []
-
-
-def test_index_tokens_split_on_punctuation_and_keep_digits():
-    tokens = index_tokens("AC/DC: Power-Up 2027")
-    assert {"ac", "dc", "power", "up", "2027", "20", "202"} <= set(tokens)
-    assert not any(c in t for t in tokens for c in "/:- ")
-
-
-def test_query_terms_fold_stem_dedupe_and_put_longest_first():
-    assert query_terms("Beyoncé") == ["beyonc"]
-    assert query_terms("CONCERTS concert") == ["concert"]
-    assert query_terms("wem renaissance") == ["renaiss", "wem"]
-    terms = query_terms("Tour Renaissance Wembley")
-    assert terms == sorted(terms, key=lambda t: (-len(t), t))
-    assert set(terms) == {"tour", "renaiss", "wembley"}
-
-
-def test_query_terms_drop_stopwords_unless_nothing_else_is_left():
-    assert query_terms("the weeknd at wembley") == ["wembley", "weeknd"]
-    assert query_terms("The The") == ["the"]
-    assert query_terms("a") == ["a"]
-
-
-def test_query_terms_of_punctuation_or_blank_are_empty():
-    assert query_terms("") == []
-    assert query_terms("   ") == []
-    assert query_terms("!!! ... ?") == []
-
-
-def test_every_query_term_is_in_the_index_of_matching_text():
-    tokens = set(index_tokens("Renaissance World Tour", "Beyoncé", "Wembley Stadium", "London"))
-    for query in ["beyonce", "RENAISSANCE", "renaiss", "wem", "tours", "touring", "the world at wembley", "lond"]:
-        assert set(query_terms(query)) <= tokens, query
-
-
-FIELDS = {"title": "Rock Night", "artist": "The Sharks", "venue": "Wembley Stadium", "city": "London"}
-
-
-def test_relevance_whole_word_beats_prefix():
-    assert relevance(["rock"], {"title": "Rock Night"}) > relevance(["rock"], {"title": "Rockabilly Riot"}) > 0
-    # Even a whole word in the weakest field beats a prefix in the strongest.
-    assert relevance(["rock"], {"city": "Rock"}) > relevance(["rock"], {"title": "Rockabilly"})
-
-
-def test_relevance_ranks_fields_title_artist_venue_city():
-    scores = [relevance(["luna"], {field: "Luna"}) for field in ("title", "artist", "venue", "city")]
-    assert scores == sorted(scores, reverse=True)
-    assert len(set(scores)) == 4
-    prefixes = [relevance(["lu"], {field: "Luna"}) for field in ("title", "artist", "venue", "city")]
-    assert prefixes == sorted(prefixes, reverse=True) and len(set(prefixes)) == 4
-
-
-def test_relevance_counts_stems_as_whole_words_and_folds_accents():
-    assert relevance(query_terms("concerts"), {"title": "Concert"}) == relevance(query_terms("concert"), {"title": "Concert"})
-    assert relevance(query_terms("beyonce"), {"artist": "Beyoncé"}) == relevance(query_terms("beyonce"), {"artist": "Beyonce"})
-    assert relevance(query_terms("beyonce"), {"artist": "Beyoncé"}) > relevance(query_terms("beyon"), {"artist": "Beyoncé"})
-
-
-def test_relevance_sums_over_terms_and_takes_each_terms_best_field():
-    one = relevance(["rock"], FIELDS)
-    two = relevance(["rock", "london"], FIELDS)
-    assert two > one > 0
-    # "rock" is in the title only: its best field is the title whatever else matches.
-    assert relevance(["rock"], FIELDS | {"city": "Rock"}) == one
-
-
-def test_relevance_is_zero_without_a_match():
-    assert relevance(["metallica"], FIELDS) == 0
-    assert relevance(["rock"], {}) == 0
-    assert relevance([], FIELDS) == 0
