@@ -115,6 +115,8 @@ async def transition(
 async def complete_many(db: AsyncDatabase, entries: list[QueueEntry], now: int) -> list[QueueEntry]:
     """ADMITTED -> COMPLETED for entries whose sessions bought, in one write, each only if it
     still holds the session we read. The entries this call completed, as they were before."""
+    # One entry twice (two finishes of one order in one ending group) is completed, and counted, once.
+    entries = list({e.id: e for e in entries}.values())
     if len(entries) == 1:
         done = await transition(db, entries[0], {"status": QueueStatus.COMPLETED.value, "endedAtUtc": now},
                                 {"sessionId": ObjectId(entries[0].session_id)})

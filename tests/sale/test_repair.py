@@ -176,6 +176,21 @@ async def test_finishing_an_order_a_second_time_issues_nothing_new(api, organize
     assert await sold(api, general["id"]) == 2
 
 
+async def test_two_finishes_of_one_order_in_one_group_free_its_slot_once(api, organizer, buyer):
+    """Two repairs of one process finishing the same order at once share one ending group: the
+    buyer's entry is completed once, and its one slot freed once (not once per finisher)."""
+    rt = api.runtime
+    event, (general,) = await on_sale_event(api, organizer)
+    session = await checkout(api, buyer, event["id"])
+    await checkout(api, make_token("buyer-2"), event["id"])  # holds the other slot throughout
+    order = await stuck_order(api.db, event_id=event["id"], user="buyer-1", session_id=session["id"],
+                              items=[(general, 2)], state=OrderState.RESERVED, key="k")
+    assert await slot_counts(api, event["id"]) == (2, 2)
+    results = await asyncio.gather(*(orders_service.finish_order(rt, order) for _ in range(2)))
+    assert sorted(issued is None for _, issued in results) == [False, True]
+    assert await slot_counts(api, event["id"]) == (1, 1)
+
+
 @pytest.mark.parametrize("clashing", ["ticketNumber", "confirmationCode"])
 async def test_a_planned_ticket_that_clashes_with_an_issued_one_is_drawn_again(api, organizer, clashing):
     """Numbers and codes are random; the unique indexes catch a collision and finishing draws again."""
