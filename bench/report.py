@@ -13,6 +13,9 @@ TARGETS = {
     "p50_s": 1.0,
     "all_answered_after_sell_out_s": 2.0,
 }
+# The buyer p50 target is the rush's (200 buyers, 60 tickets: one wave of admissions and a few
+# more); 2,000 buyers for 500 tickets go through ten waves of CHECKOUT_LIMIT by construction.
+P50_TARGET_SCENARIOS = {"rush-1api", "rush-2api"}
 
 
 def _num(value: Any, digits: int = 2) -> str:
@@ -58,7 +61,9 @@ def _rows(result: dict) -> list[tuple[str, str]]:
         ("  / raw guarded-update rate  [>= 0.06]", _num(r["orders_per_raw_update"], 4)
          + _met(None if r["orders_per_raw_update"] is None else r["orders_per_raw_update"] >= TARGETS["orders_per_raw_update"])),
         ("  / pretix 12.5 orders/s", _num(r["orders_per_pretix"], 2)),
-        ("buyer p50 start->order (s)  [< 1]", _num(f["p50_s"]) + _met(None if f["p50_s"] is None else f["p50_s"] < TARGETS["p50_s"])),
+        ("buyer p50 start->order (s)  [< 1]", _num(f["p50_s"]) + (
+            _met(None if f["p50_s"] is None else f["p50_s"] < TARGETS["p50_s"])
+            if s.get("name") in P50_TARGET_SCENARIOS else " (no target)")),
         ("buyer p95 start->order (s)", _num(f["p95_s"])),
         ("all answered, after sell-out (s) [<= 2]", answered_text
          + _met(answered_after is not None and answered_after <= TARGETS["all_answered_after_sell_out_s"])),
