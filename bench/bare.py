@@ -16,6 +16,7 @@ from bson import ObjectId, json_util
 
 from pymongo import AsyncMongoClient
 
+from app.catalog.repository import UNSEEN
 from app.db import POOL_SIZE
 from app.serve import BACKLOG
 
@@ -24,7 +25,7 @@ async def _event(request: web.Request) -> web.Response:
     body = await request.json()
     oid = ObjectId(body["variables"]["id"])
     db = request.app["db"]
-    event = await db.events.find_one({"_id": oid})
+    event = await db.events.find_one({"_id": oid}, projection=UNSEEN)  # as the app reads it
     types = await db.eventTickets.find({"eventId": oid}).to_list()
     text = json_util.dumps({"data": {"event": event, "ticketTypes": types}})
     return web.Response(text=text, content_type="application/json")

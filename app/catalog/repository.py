@@ -44,8 +44,14 @@ async def insert_event(db: AsyncDatabase, event: Event) -> None:
     await db.events.insert_one(event.to_doc())
 
 
+# What an event read leaves behind: the search's tokens (about a hundred strings an event) and
+# the turns' log are read by the search and the turns alone. Q2 read them, decoded them and
+# validated them on every request.
+UNSEEN = {"searchTokens": 0, "searchRanks": 0, "turnLog": 0}
+
+
 async def get_event(db: AsyncDatabase, event_id: ObjectId) -> Event | None:
-    doc = await db.events.find_one({"_id": event_id})
+    doc = await db.events.find_one({"_id": event_id}, projection=UNSEEN)
     return Event.from_doc(doc) if doc else None
 
 
@@ -70,7 +76,7 @@ async def page_events(
         start, last_id = after
         clauses.append({"$or": [{"startAtUtc": {"$gt": start}}, {"startAtUtc": start, "_id": {"$gt": last_id}}]})
     query = {"$and": clauses} if len(clauses) > 1 else (clauses[0] if clauses else {})
-    cursor = db.events.find(query).sort([("startAtUtc", ASCENDING), ("_id", ASCENDING)]).limit(limit)
+    cursor = db.events.find(query, projection=UNSEEN).sort([("startAtUtc", ASCENDING), ("_id", ASCENDING)]).limit(limit)
     return [Event.from_doc(d) async for d in cursor]
 
 
@@ -93,7 +99,7 @@ async def ranked_events(
     """At most `limit` (0: all) events matching a `ranked_query`, in start order (latest first if
     asked); their search tokens only `with_tokens`."""
     direction = DESCENDING if latest_first else ASCENDING
-    hidden = {"searchRanks": 0} if with_tokens else {"searchTokens": 0, "searchRanks": 0}
+    hidden = {"searchRanks": 0, "turnLog": 0} if with_tokens else UNSEEN
     cursor = db.events.find(query, projection=hidden).sort([("startAtUtc", direction), ("_id", direction)]).limit(limit)
     return [Event.from_doc(d) async for d in cursor]
 
@@ -231,4 +237,4 @@ async def event_ids(db: AsyncDatabase, statuses: list[EventStatus]) -> list[str]
 
 
 async def get_events(db: AsyncDatabase, ids: list[ObjectId]) -> dict[str, Event]:
-    return {str(d["_id"]): Event.from_doc(d) async for d in db.events.find({"_id": {"$in": ids}})}
+    return {str(d["_id"]): Event.from_doc(d) async for d in db.events.find({"_id": {"$in": ids}}, projection=UNSEEN)}
