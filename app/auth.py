@@ -26,6 +26,8 @@ class Viewer:
     roles: frozenset[str] = frozenset()
     # Why a token that was sent was refused (expired, bad signature...), if it was.
     token_error: str | None = None
+    # When the token stops being valid (epoch seconds): a websocket opened with it closes then.
+    expires_at: float | None = None
 
     @property
     def is_authenticated(self) -> bool:
@@ -66,7 +68,9 @@ def viewer_from_authorization(secret: str | None, header: str | None) -> Viewer:
     sub, roles = claims.get("sub"), claims.get("roles", [])
     if not isinstance(sub, str) or not sub or not isinstance(roles, list):
         return Viewer(token_error="invalid token claims")
-    return Viewer(user_id=sub, roles=frozenset(r for r in roles if r in ROLES))
+    exp = claims.get("exp")
+    return Viewer(user_id=sub, roles=frozenset(r for r in roles if r in ROLES),
+                  expires_at=float(exp) if isinstance(exp, (int, float)) else None)
 
 
 def require_user(viewer: Viewer) -> str:

@@ -83,3 +83,41 @@ async def test_cross_origin_websockets_need_a_listed_origin(aiohttp_client, mong
         assert refused.status == 403
     else:
         raise AssertionError("a websocket from an unlisted origin was accepted")
+
+
+async def test_a_socket_closes_with_4403_when_its_token_expires(api, organizer):
+    """A connection lives no longer than the token that opened it (issue 10): an open
+    subscription is cut, and nothing more can be asked on that socket."""
+    from tests.factories import on_sale_event
+
+    event, _ = await on_sale_event(api, organizer)
+    short = make_token("buyer-short", ttl=2)
+    async with api.http.ws_connect("/graphql", protocols=[TRANSPORT_WS]) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {"authorization": f"Bearer {short}"}})
+        assert (await ws.receive_json(timeout=5))["type"] == "connection_ack"
+        assert await _run(ws, "1", "{ myTickets { id } }") == {"myTickets": []}  # valid while the token is
+        await ws.send_json({"id": "2", "type": "subscribe", "payload": {
+            "query": "subscription($e: ID!) { queueUpdates(eventId: $e) { status } }", "variables": {"e": event["id"]}}})
+        while True:  # nothing is pushed before the buyer joins; the close is what comes
+            message = await ws.receive(timeout=5)
+            if message.type != aiohttp.WSMsgType.TEXT:
+                break
+        assert message.type == aiohttp.WSMsgType.CLOSE, message
+        assert message.data == 4403
+
+
+async def test_queries_on_one_socket_read_fresh_data_each_time(api, organizer, buyer):
+    """Loaders are per operation: on a long-lived socket, a query sees what was sold since
+    the last one (they once cached the ticket types for the whole connection)."""
+    from tests.factories import buy, checkout, on_sale_event
+
+    event, (general,) = await on_sale_event(api, organizer)
+    # The listing reads ticket types through the loader (`event(id)` reads them with the event).
+    query = "{ events(first: 1) { edges { node { ticketTypes { quantitySold } } } } }"
+    async with api.http.ws_connect("/graphql", protocols=[TRANSPORT_WS]) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {"authorization": f"Bearer {organizer}"}})
+        assert (await ws.receive_json(timeout=5))["type"] == "connection_ack"
+        assert (await _run(ws, "1", query))["events"]["edges"][0]["node"]["ticketTypes"] == [{"quantitySold": 0}]
+        await checkout(api, buyer, event["id"])
+        await buy(api, buyer, event["id"], [(general["id"], 3)])  # over HTTP, meanwhile
+        assert (await _run(ws, "2", query))["events"]["edges"][0]["node"]["ticketTypes"] == [{"quantitySold": 3}]

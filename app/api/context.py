@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
@@ -34,7 +35,14 @@ class Context:
     _events: DataLoader[str, Event | None] | None = field(default=None, init=False, repr=False)
 
     # Made on first use: most requests need neither. On a websocket the context lives as long
-    # as the connection, so subscriptions read through the feeds, never through these caches.
+    # as the connection: each operation runs on its own copy (`for_operation`), so a query
+    # sent an hour after another on the same socket does not read the first one's cache.
+
+    def for_operation(self) -> Context:
+        """The context for one operation: itself on HTTP, a copy with empty loaders on a websocket."""
+        if isinstance(self.response, web.WebSocketResponse):
+            return replace(self)
+        return self
 
     @property
     def ticket_types(self) -> DataLoader[str, list[EventTicket]]:

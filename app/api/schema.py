@@ -27,6 +27,7 @@ from strawberry.extensions import (
 
 from app.api.catalog.mutations import CatalogMutation
 from app.api.catalog.queries import CatalogQuery
+from app.api.context import Context
 from app.api.errors import log_errors, make_public
 from app.api.execution import Executor
 from app.api.scalars import DATETIME_SCALAR, DateTime
@@ -131,6 +132,8 @@ class Schema(strawberry.Schema):
         allowed = DEFAULT_ALLOWED_OPERATION_TYPES if allowed_operation_types is None else allowed_operation_types
         if (prepared is None or prepared[1] is not OperationType.SUBSCRIPTION or prepared[1] not in allowed
                 or operation_extensions):
+            if isinstance(context_value, Context):  # a query or mutation sent on the socket: loaders of its own
+                context_value = context_value.for_operation()
             return _public_stream(await super().stream(
                 query, variable_values, context_value, root_value, operation_name, operation_extensions,
                 allowed_operation_types))

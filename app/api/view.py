@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -90,6 +92,8 @@ class TicketingGraphQLView(GraphQLView):
         if viewer.token_error:
             raise ConnectionRejectionError({"message": viewer.token_error, "code": "UNAUTHENTICATED"})
         context.viewer = viewer
+        if viewer.expires_at is not None and isinstance(context.response, web.WebSocketResponse):
+            _close_at_expiry(context.response, viewer.expires_at)
         return UNSET
 
     async def render_graphql_ide(self, request: web.Request) -> web.Response:
@@ -107,3 +111,22 @@ class TicketingGraphQLView(GraphQLView):
             db=request.app[DB], settings=settings, viewer=viewer, runtime=request.app[RUNTIME],
             feeds=request.app[FEEDS], request=request, response=response,
         )
+
+
+def _close_at_expiry(socket: web.WebSocketResponse, expires_at: float) -> None:
+    """The socket closes with 4403 when its token expires: a connection is no longer-lived
+    than the credential that opened it (a later connection needs a fresh token)."""
+    loop = asyncio.get_running_loop()
+    delay = max(0.0, expires_at - time.time())
+
+    def close() -> None:
+        if not socket.closed:
+            task = loop.create_task(socket.close(code=4403, message=b"token expired"))
+            _CLOSING.add(task)
+            task.add_done_callback(_CLOSING.discard)
+
+    loop.call_later(delay, close)
+
+
+# Closings under way, held so that none is collected before it finishes.
+_CLOSING: set[asyncio.Task] = set()
