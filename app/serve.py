@@ -32,13 +32,29 @@ def tune_garbage_collector() -> None:
     gc.freeze()
 
 
+# HS256 keys shorter than the hash (RFC 7518 section 3.2) can be guessed offline from one token.
+MIN_SECRET_BYTES = 32
+
+
+def weak_secret(secret: str | None) -> str | None:
+    """Why `secret` may not sign production tokens, or None. Production never falls back to
+    the dev secret `make run` keeps in DATA_DIR: a server started without JWT_SECRET would
+    quietly accept tokens signed with a key that sits on its own disk."""
+    if not secret:
+        return "JWT_SECRET is not set: `serve` needs a secret of its own (`make run` makes one for development)"
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        return f"JWT_SECRET is too short: at least {MIN_SECRET_BYTES} bytes (`openssl rand -base64 32`)"
+    return None
+
+
 def serve(settings: Settings, graphiql_headers: dict[str, str] | None = None) -> int:
     """Run the API on HOST:PORT until SIGINT/SIGTERM."""
     if not settings.mongodb_uri:
         log.error("MONGODB_URI is not set (use `make run` for the embedded database)")
         return 2
-    if not settings.resolve_jwt_secret():
-        log.error("JWT_SECRET is not set: no token could be checked")
+    weak = weak_secret(settings.jwt_secret)
+    if weak:
+        log.error("%s", weak)
         return 2
     # The composition root: the workers' scheduler is handed to the app, which never imports them.
     from workers.scheduler import connect_scheduler

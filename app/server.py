@@ -58,7 +58,7 @@ def create_app(
         raise RuntimeError("MONGODB_URI is not set: run `make run` for the embedded database, or set it")
     app = web.Application(middlewares=[metrics_middleware, cors_middleware])
     app[SETTINGS] = settings
-    app[JWT_SECRET] = settings.resolve_jwt_secret() or ""
+    app[JWT_SECRET] = settings.jwt_secret or ""  # `make run` passes its dev secret in explicitly
     app[DB_LISTENERS] = list(db_listeners)
     app[CONNECT_SCHEDULER] = connect_scheduler
     app[BROKER] = broker or (RedisBroker(settings.redis_url) if settings.redis_url else InProcessBroker())
