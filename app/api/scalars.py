@@ -26,7 +26,7 @@ def parse_datetime(value: object) -> datetime:
     try:
         return datetime.fromisoformat(value.strip())
     except ValueError:
-        raise ValueError(f"'{value}' is not an ISO-8601 date-time, e.g. 2027-03-01T19:30:00Z") from None
+        raise ValueError(f"'{value[:40]}' is not an ISO-8601 date-time, e.g. 2027-03-01T19:30:00Z") from None
 
 
 DateTime = NewType("DateTime", datetime)

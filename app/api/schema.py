@@ -31,6 +31,7 @@ from app.api.context import Context
 from app.api.errors import log_errors, make_public
 from app.api.execution import Executor
 from app.api.scalars import DATETIME_SCALAR, DateTime
+from app.api.text_inputs import literal_problem, text_error
 from app.api.checkin.schema import CheckinMutation
 from app.api.flows.schema import FlowsMutation, FlowsSubscription
 from app.api.orders.schema import OrdersMutation, OrdersQuery
@@ -92,7 +93,10 @@ class Schema(strawberry.Schema):
         anything else (its first sighting, a refusal, an error) takes Strawberry's whole path."""
         prepared = self._prepared(query, operation_name) if isinstance(query, str) else None
         allowed = DEFAULT_ALLOWED_OPERATION_TYPES if allowed_operation_types is None else allowed_operation_types
-        if prepared is None or prepared[1] not in allowed or operation_extensions:
+        refused = text_error(prepared[2], variable_values) if prepared is not None else None
+        if refused is not None:
+            result = ExecutionResult(data=None, errors=[refused])
+        elif prepared is None or prepared[1] not in allowed or operation_extensions:
             result = await super().execute(query, variable_values, context_value, root_value, operation_name,
                                            allowed_operation_types, operation_extensions)
         else:
@@ -107,9 +111,10 @@ class Schema(strawberry.Schema):
         make_public(result)
         return result
 
-    def _prepare(self, query: str, operation_name: str | None) -> tuple[DocumentNode, OperationType] | None:
-        """The parsed document and its operation's kind, if it parses within the token limit
-        and passes every validation rule of the full path; else None."""
+    def _prepare(self, query: str, operation_name: str | None) -> tuple[DocumentNode, OperationType, str | None] | None:
+        """The parsed document, its operation's kind and why one of its string literals is not
+        text (if one is), if it parses within the token limit and passes every validation rule
+        of the full path; else None."""
         try:
             document = parse(query, max_tokens=MAX_TOKENS)
         except GraphQLError:
@@ -117,7 +122,7 @@ class Schema(strawberry.Schema):
         operation = get_operation_ast(document, operation_name)
         if operation is None or validate(self._schema, document, self._fast_rules):
             return None
-        return document, OperationType(operation.operation.value)
+        return document, OperationType(operation.operation.value), literal_problem(document)
 
     async def stream(  # noqa: PLR0917 - Strawberry's signature
         self, query: str | None, variable_values: dict[str, Any] | None = None, context_value: Any = None,
@@ -130,6 +135,9 @@ class Schema(strawberry.Schema):
         context managers for as long as the subscription stays open (ten thousand of them)."""
         prepared = self._prepared(query, operation_name) if isinstance(query, str) else None
         allowed = DEFAULT_ALLOWED_OPERATION_TYPES if allowed_operation_types is None else allowed_operation_types
+        refused = text_error(prepared[2], variable_values) if prepared is not None else None
+        if refused is not None:
+            return self._public(ExecutionResult(data=None, errors=[refused]))
         if (prepared is None or prepared[1] is not OperationType.SUBSCRIPTION or prepared[1] not in allowed
                 or operation_extensions):
             if isinstance(context_value, Context):  # a query or mutation sent on the socket: loaders of its own

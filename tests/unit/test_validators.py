@@ -121,3 +121,19 @@ def test_ranking_puts_whole_words_above_prefixes_and_title_above_artist_venue_an
     assert title_word == WHOLE_WORD_BONUS + FIELD_WEIGHTS["title"]
     assert title_word > artist_word > city_word > title_prefix > 0
     assert relevance(["jazz"], {"title": "Rock", "artist": "", "venue": "", "city": ""}) == 0
+
+
+def test_text_is_letters_of_any_script_tabs_and_newlines_and_nothing_that_hides_or_breaks():
+    from app.text import MAX_TEXT, first_bad_text, text_problem
+
+    for fine in ("Café Øst", "Москва", "東京ドーム", "Line 1\nLine 2\tend\r\n", "", "emoji 🎸"):
+        assert text_problem(fine) is None, fine
+    assert "lone surrogate" in text_problem("a\ud800b")
+    assert "control character" in text_problem("a\x00b")
+    assert "control character" in text_problem("bell\x07")
+    assert "bidirectional" in text_problem("abc\u202edcba")
+    assert "bidirectional" in text_problem("\u2066isolate\u2069")
+    assert "longer than" in text_problem("x" * (MAX_TEXT + 1))
+    assert first_bad_text({"input": {"items": [{"name": "ok"}, {"name": "b\x00d"}]}}) == (
+        "input.items.1.name", "holds a control character (U+0000) at position 1")
+    assert first_bad_text({"input": {"name": "ok", "n": 3, "tags": ["a", None]}}) is None
