@@ -7,7 +7,8 @@ from functools import lru_cache
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, execute, get_operation_ast, parse, specified_rules, subscribe, validate
+from graphql import (ASTValidationRule, DocumentNode, FragmentDefinitionNode, GraphQLError, execute, get_operation_ast, parse,
+                     specified_rules, subscribe, validate)
 from graphql import ExecutionResult as GraphQLExecutionResult
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.config import StrawberryConfig
@@ -31,7 +32,9 @@ from app.api.context import Context
 from app.api.errors import log_errors, make_public
 from app.api.execution import Executor
 from app.api.scalars import DATETIME_SCALAR, DateTime
+from app.api.cost import MAX_COST, operation_cost
 from app.api.text_inputs import literal_problem, text_error
+from app.errors import ErrorCode
 from app.api.checkin.schema import CheckinMutation
 from app.api.flows.schema import FlowsMutation, FlowsSubscription
 from app.api.orders.schema import OrdersMutation, OrdersQuery
@@ -93,7 +96,7 @@ class Schema(strawberry.Schema):
         anything else (its first sighting, a refusal, an error) takes Strawberry's whole path."""
         prepared = self._prepared(query, operation_name) if isinstance(query, str) else None
         allowed = DEFAULT_ALLOWED_OPERATION_TYPES if allowed_operation_types is None else allowed_operation_types
-        refused = text_error(prepared[2], variable_values) if prepared is not None else None
+        refused = self._refusal(prepared, variable_values)
         if refused is not None:
             result = ExecutionResult(data=None, errors=[refused])
         elif prepared is None or prepared[1] not in allowed or operation_extensions:
@@ -111,10 +114,10 @@ class Schema(strawberry.Schema):
         make_public(result)
         return result
 
-    def _prepare(self, query: str, operation_name: str | None) -> tuple[DocumentNode, OperationType, str | None] | None:
-        """The parsed document, its operation's kind and why one of its string literals is not
-        text (if one is), if it parses within the token limit and passes every validation rule
-        of the full path; else None."""
+    def _prepare(self, query: str, operation_name: str | None) -> tuple | None:
+        """The parsed document, its operation's kind, why one of its string literals is not text
+        (if one is), the operation and the fragments (for its cost), if it parses within the
+        token limit and passes every validation rule of the full path; else None."""
         try:
             document = parse(query, max_tokens=MAX_TOKENS)
         except GraphQLError:
@@ -122,7 +125,8 @@ class Schema(strawberry.Schema):
         operation = get_operation_ast(document, operation_name)
         if operation is None or validate(self._schema, document, self._fast_rules):
             return None
-        return document, OperationType(operation.operation.value), literal_problem(document)
+        fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        return document, OperationType(operation.operation.value), literal_problem(document), operation, fragments
 
     async def stream(  # noqa: PLR0917 - Strawberry's signature
         self, query: str | None, variable_values: dict[str, Any] | None = None, context_value: Any = None,
@@ -135,9 +139,9 @@ class Schema(strawberry.Schema):
         context managers for as long as the subscription stays open (ten thousand of them)."""
         prepared = self._prepared(query, operation_name) if isinstance(query, str) else None
         allowed = DEFAULT_ALLOWED_OPERATION_TYPES if allowed_operation_types is None else allowed_operation_types
-        refused = text_error(prepared[2], variable_values) if prepared is not None else None
+        refused = self._refusal(prepared, variable_values)
         if refused is not None:
-            return self._public(ExecutionResult(data=None, errors=[refused]))
+            return _once(self._public(PreExecutionError(data=None, errors=[refused])))
         if (prepared is None or prepared[1] is not OperationType.SUBSCRIPTION or prepared[1] not in allowed
                 or operation_extensions):
             if isinstance(context_value, Context):  # a query or mutation sent on the socket: loaders of its own
@@ -169,11 +173,33 @@ class Schema(strawberry.Schema):
         finally:
             await source.aclose()
 
+    def _refusal(self, prepared: tuple | None, variables: dict[str, Any] | None) -> GraphQLError | None:
+        """Why an operation may not run at all: a string that is not text, or a cost over the
+        ceiling (app/api/cost.py); None if it may."""
+        if prepared is None:  # it does not parse or validate: Strawberry's path refuses it
+            return None
+        refused = text_error(prepared[2], variables)
+        if refused is not None:
+            return refused
+        cost = operation_cost(self._schema, prepared[3], prepared[4], variables)
+        if cost <= MAX_COST:
+            return None
+        return GraphQLError(
+            f"This operation would cost {cost}, more than the {MAX_COST} one request may: ask for fewer items "
+            "or fewer fields at once (each object costs 1, times the items of the lists around it).",
+            extensions={"code": ErrorCode.RATE_LIMITED.value, "cost": {"requested": cost, "maximum": MAX_COST}},
+        )
+
     def _public(self, result: ExecutionResult) -> ExecutionResult:
         if result.errors:
             self.process_errors(result.errors)
         make_public(result)
         return result
+
+
+async def _once(result: ExecutionResult) -> AsyncGenerator[ExecutionResult, None]:
+    """A stream of one result: a refusal, before anything ran."""
+    yield result
 
 
 async def _public_stream(source: Any) -> AsyncGenerator[Any, None]:
