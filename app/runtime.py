@@ -10,6 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from app.config import Settings
 from app.pubsub import Broker
 from app.batches import Batches
+from app.limits import Limiter, LocalLimiter
 
 # Purchases finished in one group at most: the group's writes match by `$in` on ids, whose
 # cost grows with the square of the list on SecantusDB (at 50, negligible; at 1,500, seconds).
@@ -55,6 +56,7 @@ class Runtime:
     settings: Settings
     broker: Broker
     scheduler: Scheduler = field(default_factory=NoScheduler)
+    limiter: Limiter = field(default_factory=LocalLimiter)  # the rate limits' buckets
     # Calls waiting to go together in one command with others of their event (app/batches.py):
     # joins, reads of buyers' entries and starts of checkout (app/queue/groups.py), and
     # purchases' orders, stock takes and endings (app/orders/service.py, app/orders/endings.py).

@@ -21,6 +21,7 @@ from app.api.schema import build_schema
 from app.appkeys import BROKER, CONNECT_SCHEDULER, DB, DB_LISTENERS, FEEDS, JWT_SECRET, MONGO_CLIENT, RUNTIME, SETTINGS
 from app.api.view import GRAPHIQL_STATIC_ROUTE, TicketingGraphQLView, graphiql_static_dir
 from app.config import Settings
+from app.limits import LocalLimiter, RedisLimiter
 from app.live import EventFeeds
 from app.pubsub import Broker, InProcessBroker, RedisBroker
 from app.queue.sweep import sweep_forever
@@ -89,9 +90,12 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         await app[BROKER].start()
         if app[CONNECT_SCHEDULER] is not None:
             scheduler = await app[CONNECT_SCHEDULER](settings.redis_url)
-    app[RUNTIME] = Runtime(db=app[DB], settings=settings, broker=app[BROKER], scheduler=scheduler)
+    limiter = RedisLimiter(settings.redis_url) if settings.redis_url else LocalLimiter()
+    app[RUNTIME] = Runtime(db=app[DB], settings=settings, broker=app[BROKER], scheduler=scheduler, limiter=limiter)
     app[FEEDS] = EventFeeds(app[BROKER])
     yield
+    if isinstance(limiter, RedisLimiter):
+        await limiter.close()
     await app[FEEDS].close()
     await app[BROKER].close()
     await scheduler.close()

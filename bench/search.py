@@ -25,7 +25,7 @@ from app.runtime import offline_runtime
 from app.embedded import free_port, start_mongo
 from bench.documents import document
 from bench.reads import JWT_SECRET
-from bench.stack import _ready, _spawn, _wait, stop_child
+from bench.stack import UNLIMITED, _ready, _spawn, _wait, stop_child
 
 TARGET_P95_MS = 50.0
 # Bumped when the demo catalog or the event documents change shape: an old catalog is reloaded.
@@ -63,7 +63,7 @@ def run_search(config: SearchConfig, workdir: Path) -> dict[str, Any]:
             asyncio.run(_load(mongo.uri("search"), config.events))
             load_seconds = time.monotonic() - started
             loaded.write_text(f"{config.events} events in {load_seconds:.0f} s\n")
-        api = _spawn(workdir, "api0", "serve", {"MONGODB_URI": mongo.uri("search"), "JWT_SECRET": JWT_SECRET},
+        api = _spawn(workdir, "api0", "serve", {"MONGODB_URI": mongo.uri("search"), "JWT_SECRET": JWT_SECRET, **UNLIMITED},
                      port=free_port())
         try:
             _wait(api, lambda: _ready(api.port))

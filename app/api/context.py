@@ -38,6 +38,16 @@ class Context:
     # as the connection: each operation runs on its own copy (`for_operation`), so a query
     # sent an hour after another on the same socket does not read the first one's cache.
 
+    @property
+    def client_key(self) -> str:
+        """Whose rate limit an operation spends: the signed-in user's, else the client address's.
+        (Behind a proxy every anonymous caller shares the proxy's address: configure it to
+        limit by the forwarded address itself.)"""
+        if self.viewer.user_id is not None:
+            return f"user:{self.viewer.user_id}"
+        remote = getattr(self.request, "remote", None)
+        return f"ip:{remote or 'unknown'}"
+
     def for_operation(self) -> Context:
         """The context for one operation: itself on HTTP, a copy with empty loaders on a websocket."""
         if isinstance(self.response, web.WebSocketResponse):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncGenerator, Iterable
 from functools import lru_cache
 from typing import Any
 
 import strawberry
+from aiohttp import web
 from graphql import (ASTValidationRule, DocumentNode, FragmentDefinitionNode, GraphQLError, execute, get_operation_ast, parse,
                      specified_rules, subscribe, validate)
 from graphql import ExecutionResult as GraphQLExecutionResult
@@ -35,6 +37,7 @@ from app.api.scalars import DATETIME_SCALAR, DateTime
 from app.api.cost import MAX_COST, operation_cost
 from app.api.text_inputs import literal_problem, text_error
 from app.errors import ErrorCode
+from app.limits import Bucket
 from app.api.checkin.schema import CheckinMutation
 from app.api.flows.schema import FlowsMutation, FlowsSubscription
 from app.api.orders.schema import OrdersMutation, OrdersQuery
@@ -96,7 +99,7 @@ class Schema(strawberry.Schema):
         anything else (its first sighting, a refusal, an error) takes Strawberry's whole path."""
         prepared = self._prepared(query, operation_name) if isinstance(query, str) else None
         allowed = DEFAULT_ALLOWED_OPERATION_TYPES if allowed_operation_types is None else allowed_operation_types
-        refused = self._refusal(prepared, variable_values)
+        refused = await self._refusal(prepared, variable_values, context_value)
         if refused is not None:
             result = ExecutionResult(data=None, errors=[refused])
         elif prepared is None or prepared[1] not in allowed or operation_extensions:
@@ -139,7 +142,7 @@ class Schema(strawberry.Schema):
         context managers for as long as the subscription stays open (ten thousand of them)."""
         prepared = self._prepared(query, operation_name) if isinstance(query, str) else None
         allowed = DEFAULT_ALLOWED_OPERATION_TYPES if allowed_operation_types is None else allowed_operation_types
-        refused = self._refusal(prepared, variable_values)
+        refused = await self._refusal(prepared, variable_values, context_value)
         if refused is not None:
             return _once(self._public(PreExecutionError(data=None, errors=[refused])))
         if (prepared is None or prepared[1] is not OperationType.SUBSCRIPTION or prepared[1] not in allowed
@@ -173,9 +176,9 @@ class Schema(strawberry.Schema):
         finally:
             await source.aclose()
 
-    def _refusal(self, prepared: tuple | None, variables: dict[str, Any] | None) -> GraphQLError | None:
-        """Why an operation may not run at all: a string that is not text, or a cost over the
-        ceiling (app/api/cost.py); None if it may."""
+    async def _refusal(self, prepared: tuple | None, variables: dict[str, Any] | None, context: Any) -> GraphQLError | None:
+        """Why an operation may not run at all: a string that is not text, a cost over the
+        ceiling (app/api/cost.py), or a client over its rate limit (app/limits.py); None if it may."""
         if prepared is None:  # it does not parse or validate: Strawberry's path refuses it
             return None
         refused = text_error(prepared[2], variables)
@@ -183,7 +186,7 @@ class Schema(strawberry.Schema):
             return refused
         cost = operation_cost(self._schema, prepared[3], prepared[4], variables)
         if cost <= MAX_COST:
-            return None
+            return await _over_rate(context, cost) if isinstance(context, Context) else None
         return GraphQLError(
             f"This operation would cost {cost}, more than the {MAX_COST} one request may: ask for fewer items "
             "or fewer fields at once (each object costs 1, times the items of the lists around it).",
@@ -195,6 +198,20 @@ class Schema(strawberry.Schema):
             self.process_errors(result.errors)
         make_public(result)
         return result
+
+
+async def _over_rate(context: Context, cost: int) -> GraphQLError | None:
+    """RATE_LIMITED if the caller's bucket cannot pay for this operation now, with when it can."""
+    settings = context.settings
+    wait = await context.runtime.limiter.take(
+        context.client_key, max(cost, 1), Bucket(settings.rate_limit_per_second, settings.rate_limit_burst))
+    if not wait:
+        return None
+    seconds = max(1, math.ceil(wait))
+    if isinstance(context.response, web.Response):  # HTTP: the header clients and proxies know
+        context.response.headers["Retry-After"] = str(seconds)
+    return GraphQLError(f"Too many requests from this client: retry in {seconds} s.",
+                        extensions={"code": ErrorCode.RATE_LIMITED.value, "retryAfterSeconds": seconds})
 
 
 async def _once(result: ExecutionResult) -> AsyncGenerator[ExecutionResult, None]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 from app.auth import Viewer, require_role
 from app.errors import ErrorCode, fail
+from app.limits import Bucket
 from app.orders import service as orders
 from app.orders.models import TicketStatus, UserTicket
 from app.runtime import Runtime
@@ -13,8 +16,12 @@ MAX_CODE_LENGTH = 100
 
 
 async def check_in(rt: Runtime, *, actor: Viewer, confirmation_code: str) -> UserTicket:
-    """Gate staff (or admin): let the ticket in, once."""
-    require_role(actor, "staff")
+    """Gate staff (or admin): let the ticket in, once; a few scans a second per account."""
+    staff = require_role(actor, "staff")
+    # Codes are unguessable only if guesses are few: each account gets its own small bucket.
+    wait = await rt.limiter.take(f"checkin:{staff}", 1, Bucket(rt.settings.checkin_per_second, rt.settings.checkin_burst))
+    if wait:
+        raise fail(ErrorCode.RATE_LIMITED, f"too many scans from this account; retry in {math.ceil(wait)} s")
     code = (confirmation_code or "").strip()
     if not code or len(code) > MAX_CODE_LENGTH:
         raise fail(ErrorCode.VALIDATION, f"must be 1 to {MAX_CODE_LENGTH} characters", "confirmationCode")

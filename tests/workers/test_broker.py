@@ -70,3 +70,18 @@ async def test_publications_made_at_once_share_one_connection_and_arrive_in_orde
     finally:
         await probe.aclose()
         await broker.close()
+
+
+async def test_two_api_processes_spend_one_budget_through_redis(make_api, redis_url):
+    """Rate limits are shared: a client cannot double its budget by spreading its requests
+    over the API processes behind a load balancer."""
+    from tests.conftest import make_token
+
+    first = await make_api(redis_url=redis_url, rate_limit_per_second=0.5, rate_limit_burst=10)
+    second = await make_api(redis_url=redis_url, rate_limit_per_second=0.5, rate_limit_burst=10)
+    token = make_token("spreader")
+    for n in range(10):
+        assert "errors" not in await (first if n % 2 else second).post("{ __typename }", token=token)
+    for api in (first, second):
+        refused = await api.post("{ __typename }", token=token)
+        assert refused["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
