@@ -22,6 +22,7 @@ class Settings(BaseSettings):
 
     queue_expiry_seconds: int = Field(1800, ge=1)
     queue_cooldown_seconds: int = Field(3600, ge=0)
+    queue_cooldown_after_purchase_seconds: int = Field(0, ge=0)
     checkout_expiry_seconds: int = Field(600, ge=1)
     checkout_limit: int = Field(5, ge=1)
     max_tickets_per_purchase: int = Field(10, ge=1)

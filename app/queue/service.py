@@ -129,7 +129,7 @@ async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> Joined:
         if existing is not None and existing.is_live():
             return Joined(*await seen(rt, existing))
         if existing is not None:
-            _require_may_rejoin(existing)
+            _require_may_rejoin(rt, existing)
         raise
     if seated.doc is not None:  # a first join (the crowd): its entry is written
         entry = QueueEntry.from_doc(seated.doc)
@@ -165,7 +165,7 @@ async def _join_again(rt: Runtime, event_id: str, user_id: str, place: turns.Pla
     existing = await _expire_entry_if_due(rt, existing, now_ms())
     if not existing.is_live():
         try:
-            _require_may_rejoin(existing)
+            _require_may_rejoin(rt, existing)
         except DomainError:
             await _give_up_place(rt, event_id, place)
             raise
@@ -179,11 +179,19 @@ async def _join_again(rt: Runtime, event_id: str, user_id: str, place: turns.Pla
     return winner
 
 
-def _require_may_rejoin(existing: QueueEntry) -> None:
-    """QUEUE_COOLDOWN for a buyer who left and whose cooldown runs."""
+def _require_may_rejoin(rt: Runtime, existing: QueueEntry) -> None:
+    """QUEUE_COOLDOWN for a buyer who left and whose cooldown runs, or who bought and whose
+    cooldown after a purchase runs (QUEUE_COOLDOWN_AFTER_PURCHASE_SECONDS, 0 by default: a
+    scalper looping join, checkout, buy must wait between rounds)."""
     if existing.status is QueueStatus.LEFT and (existing.cooldown_until_utc or 0) > now_ms():
         until = from_ms(existing.cooldown_until_utc).isoformat(timespec="seconds").replace("+00:00", "Z")
         raise fail(ErrorCode.QUEUE_COOLDOWN, f"you left this queue; you may join again from {until}")
+    after_purchase = rt.settings.queue_cooldown_after_purchase_seconds * 1000
+    if existing.status is QueueStatus.COMPLETED and after_purchase and existing.ended_at_utc is not None:
+        until_ms = existing.ended_at_utc + after_purchase
+        if until_ms > now_ms():
+            until = from_ms(until_ms).isoformat(timespec="seconds").replace("+00:00", "Z")
+            raise fail(ErrorCode.QUEUE_COOLDOWN, f"you bought for this event just now; you may join again from {until}")
 
 
 async def _placed(rt: Runtime, entry: QueueEntry, place: turns.Place, counted: turns.Turns | None) -> Joined:
