@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     # Comma-separated browser origins, e.g. "http://localhost:3000,https://app.example".
     cors_origins: str = ""
     jwt_secret: str | None = None
+    # Tools for developers: on under `make run` and in tests, off under `serve` unless set true.
+    graphiql: bool | None = None
+    introspection: bool | None = None
+    # /metrics needs `Authorization: Bearer <METRICS_TOKEN>` when set; `serve` serves it only then.
+    metrics_token: str | None = None
     # The worker serves its Prometheus metrics on this port when set (the API uses /metrics).
     metrics_port: int | None = Field(None, ge=1, le=65535)
 

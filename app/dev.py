@@ -131,4 +131,4 @@ def run_dev(settings: Settings) -> int:
             f"  Ctrl-C stops everything.\n",
             flush=True,
         )
-        return serve(settings, graphiql_headers={"Authorization": f"Bearer {token}"})
+        return serve(settings, graphiql_headers={"Authorization": f"Bearer {token}"}, development=True)

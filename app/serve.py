@@ -47,8 +47,9 @@ def weak_secret(secret: str | None) -> str | None:
     return None
 
 
-def serve(settings: Settings, graphiql_headers: dict[str, str] | None = None) -> int:
-    """Run the API on HOST:PORT until SIGINT/SIGTERM."""
+def serve(settings: Settings, graphiql_headers: dict[str, str] | None = None, *, development: bool = False) -> int:
+    """Run the API on HOST:PORT until SIGINT/SIGTERM: in production unless `development`
+    (`make run`): then GraphiQL, introspection and /metrics are on unless turned off."""
     if not settings.mongodb_uri:
         log.error("MONGODB_URI is not set (use `make run` for the embedded database)")
         return 2
@@ -59,7 +60,8 @@ def serve(settings: Settings, graphiql_headers: dict[str, str] | None = None) ->
     # The composition root: the workers' scheduler is handed to the app, which never imports them.
     from workers.scheduler import connect_scheduler
 
-    app = create_app(settings, graphiql_headers=graphiql_headers, connect_scheduler=connect_scheduler)
+    app = create_app(settings, graphiql_headers=graphiql_headers, connect_scheduler=connect_scheduler,
+                     production=not development)
     tune_garbage_collector()
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None, backlog=BACKLOG)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -45,6 +46,7 @@ def create_app(
     broker: Broker | None = None,
     sweep: bool = True,
     connect_scheduler: Callable[[str], Awaitable[Scheduler]] | None = None,
+    production: bool = False,
 ) -> web.Application:
     """The whole HTTP/websocket API for `settings` (MONGODB_URI must be set).
 
@@ -66,16 +68,23 @@ def create_app(
     app.cleanup_ctx.append(_database)
     if sweep:
         app.cleanup_ctx.append(_sweeper)
+    # Production (`serve`) shows no developer tools unless asked: GraphiQL, introspection, and
+    # /metrics (business counters) only behind METRICS_TOKEN.
+    graphiql = settings.graphiql if settings.graphiql is not None else not production
+    introspection = settings.introspection if settings.introspection is not None else not production
     view = TicketingGraphQLView(
-        schema=build_schema(),
+        schema=build_schema(introspection=introspection),
         allowed_origins=settings.allowed_origins,
         graphiql_headers=graphiql_headers,
+        graphql_ide="graphiql" if graphiql else None,
     )
     app.router.add_route("*", "/graphql", view)
-    app.router.add_static(GRAPHIQL_STATIC_ROUTE, graphiql_static_dir())
+    if graphiql:
+        app.router.add_static(GRAPHIQL_STATIC_ROUTE, graphiql_static_dir())
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_view)
+    if settings.metrics_token or not production:
+        app.router.add_get("/metrics", metrics_view)
     return app
 
 
@@ -145,7 +154,10 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_view(request: web.Request) -> web.Response:
-    """Prometheus text exposition of this process's metrics."""
+    """Prometheus text exposition of this process's metrics (behind METRICS_TOKEN, if set)."""
+    token = request.app[SETTINGS].metrics_token
+    if token and not hmac.compare_digest(request.headers.get("Authorization", ""), f"Bearer {token}"):
+        return web.Response(status=401, text="metrics need: Authorization: Bearer <METRICS_TOKEN>\n")
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import strawberry
 from aiohttp import web
-from graphql import (ASTValidationRule, DocumentNode, FragmentDefinitionNode, GraphQLError, execute, get_operation_ast, parse,
+from graphql import (ASTValidationRule, DocumentNode, FragmentDefinitionNode, GraphQLError, NoSchemaIntrospectionCustomRule,
+                     execute, get_operation_ast, parse,
                      specified_rules, subscribe, validate)
 from graphql import ExecutionResult as GraphQLExecutionResult
 from strawberry.execution import optimized_is_awaitable
@@ -240,15 +241,18 @@ def limit_rules(*limiters: AddValidationRules) -> list[type[ASTValidationRule]]:
     return [rule for limiter in limiters for rule in limiter.validation_rules]
 
 
-def build_schema(max_depth: int = MAX_DEPTH) -> Schema:
+def build_schema(max_depth: int = MAX_DEPTH, *, introspection: bool = True) -> Schema:
     """The API's schema with its caches and limits (extensions are factories, not instances).
 
-    Introspection fields do not count towards the depth, so GraphiQL keeps working.
+    Introspection fields do not count towards the depth, so GraphiQL keeps working;
+    without `introspection` (production's default) `__schema` and `__type` are refused.
     An identical document is parsed and validated once (until it leaves the
     caches' LRU); a refused document stays refused, since its errors are what
     the validation cache keeps.
     """
     limits = limit_rules(QueryDepthLimiter(max_depth=max_depth), MaxAliasesLimiter(max_alias_count=MAX_ALIASES))
+    if not introspection:
+        limits.append(NoSchemaIntrospectionCustomRule)
     return Schema(
         query=Query,
         mutation=Mutation,

@@ -291,8 +291,9 @@ class RemoteApi:
         assert payload["errors"] == [], payload["errors"]
         return payload
 
-    async def get(self, path: str) -> tuple[int, str]:
-        async with self.http.get(f"{self.base}{path}", timeout=aiohttp.ClientTimeout(total=10)) as response:
+    async def get(self, path: str, token: str | None = None) -> tuple[int, str]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with self.http.get(f"{self.base}{path}", headers=headers, timeout=aiohttp.ClientTimeout(total=10)) as response:
             return response.status, await response.text()
 
     def ws_connect(self, path: str, **kwargs: Any):

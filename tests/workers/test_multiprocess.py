@@ -41,10 +41,14 @@ def metric(text: str, name: str, **labels: str) -> float | None:
     return float(found.group(1)) if found else None
 
 
+METRICS_TOKEN = "metrics-token-of-the-test"
+
+
 async def test_two_api_processes_and_a_worker_share_one_sale(mongo_uri, redis_url, tmp_path, organizer):
     common = {
         "mongodb_uri": mongo_uri, "redis_url": redis_url, "checkout_limit": 1,
         "checkout_expiry_seconds": CHECKOUT_EXPIRY, "queue_expiry_seconds": 3600, "queue_cooldown_seconds": 3600,
+        "metrics_token": METRICS_TOKEN,  # `serve` serves /metrics only behind one
     }
     worker_metrics_port = free_port()
     procs = []
@@ -104,14 +108,14 @@ async def test_two_api_processes_and_a_worker_share_one_sale(mongo_uri, redis_ur
                 assert seen[-1][1]["ticketTypes"][0]["quantityRemaining"] == 8
 
             # Metrics: each process exposes its own ticketing_* counters.
-            status, text_b = await b_api.get("/metrics")
+            status, text_b = await b_api.get("/metrics", token=METRICS_TOKEN)
             assert status == 200
             assert metric(text_b, "ticketing_purchases_total", outcome="completed") == 1
             assert metric(text_b, "ticketing_tickets_issued_total") == 2
             assert metric(text_b, "ticketing_admissions_total") == 1  # buyer-1, through B
             assert metric(text_b, "ticketing_http_request_seconds_count", method="POST", path="/graphql", status="200") >= 5
             assert re.search(r'^ticketing_http_request_seconds_bucket\{le="0\.005",.*path="/graphql".*\} ', text_b, re.MULTILINE)
-            _, text_a = await a_api.get("/metrics")
+            _, text_a = await a_api.get("/metrics", token=METRICS_TOKEN)
             assert metric(text_a, "ticketing_purchases_total", outcome="completed") is None  # none bought through A
             async with http.get(f"http://127.0.0.1:{worker_metrics_port}/metrics") as response:
                 text_w = await response.text()
