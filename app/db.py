@@ -42,6 +42,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix("queueActivityAtUtc"),
     ],
     "eventTickets": [_ix("eventId", "type", unique=True), _ix("eventId")],
+    # The instants a sale window opens or closes, for the status cron to visit only the events
+    # whose windows moved (never an index on eventTickets: its stock updates rewrite every one).
+    "saleWindows": [_ix("at")],
     "userTickets": [
         _ix("ticketNumber", unique=True),
         _ix("confirmationCode", unique=True),

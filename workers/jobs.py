@@ -7,14 +7,17 @@ from typing import Any
 
 from app import metrics
 from app.catalog import service as catalog
-from app.catalog.models import EventStatus
 from app.queue import service as queue
 from app.runtime import Runtime
+from app.timeutil import now_ms
 from app.flows import repair as recovery
 
 log = logging.getLogger("workers.jobs")
 
 Ctx = dict[str, Any]
+
+# How far back the status cron looks for sale windows that opened or closed (it runs every minute).
+WINDOW_LOOKBACK_MS = 5 * 60_000
 
 
 def _rt(ctx: Ctx) -> Runtime:
@@ -44,10 +47,15 @@ async def refresh_event_status(ctx: Ctx, event_id: str) -> str:
 
 
 async def refresh_sale_statuses(ctx: Ctx) -> int:
-    """Cron backstop, every minute: every live event's stored status from its ticket types."""
+    """Cron backstop, every minute: the stored status of every event whose sale window opened
+    or closed, or whose queue moved, in the last WINDOW_LOOKBACK_MS (a deferred refresh that was
+    lost, a purchase that died before storing a sell-out); never of the thousands at rest."""
     rt = _rt(ctx)
     changed = 0
-    for event_id in await catalog.event_ids(rt, statuses=[EventStatus.UPCOMING, EventStatus.ON_SALE, EventStatus.SOLD_OUT]):
+    now = now_ms()
+    since = now - WINDOW_LOOKBACK_MS
+    edges = await catalog.events_with_window_edges(rt, since=since, until=now)
+    for event_id in sorted(set(edges) | set(await catalog.events_with_queue_activity(rt, since=since))):
         before = await catalog.get_event(rt, event_id=event_id)
         if await queue.refresh_status(rt, event_id=event_id) is not before.status:
             changed += 1

@@ -127,6 +127,18 @@ async def ticket_types_by_event(db: AsyncDatabase, event_ids: list[ObjectId]) ->
     return grouped
 
 
+async def record_sale_windows(db: AsyncDatabase, event_id: ObjectId, instants: list[int]) -> None:
+    """The instants the event's sale windows open or close (for `events_with_window_edges`)."""
+    if instants:
+        await db.saleWindows.insert_many([{"eventId": event_id, "at": at} for at in instants], ordered=False)
+
+
+async def events_with_window_edges(db: AsyncDatabase, since: int, until: int) -> list[str]:
+    """The events one of whose sale windows opened or closed in (since, until]."""
+    cursor = db.saleWindows.find({"at": {"$gt": since, "$lte": until}}, projection={"eventId": 1, "_id": 0})
+    return sorted({str(d["eventId"]) async for d in cursor})
+
+
 async def insert_ticket_types(db: AsyncDatabase, tickets: list[EventTicket]) -> None:
     """Insert all or none, in one transaction; DuplicateKeyError if a type exists.
 

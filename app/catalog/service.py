@@ -20,7 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from app.auth import Viewer, require_role
 from app.catalog import repository as repo
-from app.catalog import sale_view, search, search_reads
+from app.catalog import sale_view, search, search_reads, turns
 from app.catalog.inputs import (
     EventDraft,
     TicketTypeDraft,
@@ -219,6 +219,8 @@ async def create_ticket_types(
     except DuplicateKeyError:
         # Another request added one of these kinds between our check and our write.
         raise fail(ErrorCode.DUPLICATE_TICKET_TYPE, "the event already has one of these ticket types") from None
+    instants = sorted({t.sale_starts_at_utc for t in tickets} | {t.sale_ends_at_utc for t in tickets})
+    await repo.record_sale_windows(rt.db, ObjectId(event.id), [i for i in instants if i > now])
     await refresh_event_status(rt, event=event)
     await _schedule_status_refreshes(rt.scheduler, event.id, tickets, now)
     return tickets
@@ -460,6 +462,17 @@ async def set_sold_counts(rt: Runtime, *, counts: dict[str, int], ticket_type_id
     """After a cancellation: each type's quantitySold becomes its count of non-cancelled tickets."""
     for ticket_type_id in ticket_type_ids:
         await repo.set_quantity_sold(rt.db, ObjectId(ticket_type_id), counts.get(ticket_type_id, 0))
+
+
+async def events_with_window_edges(rt: Runtime, *, since: int, until: int) -> list[str]:
+    """Events one of whose sale windows opened or closed in (since, until]: whose stored status
+    may be due for a change. Independent of how many events there ever were."""
+    return await repo.events_with_window_edges(rt.db, since, until)
+
+
+async def events_with_queue_activity(rt: Runtime, *, since: int) -> list[str]:
+    """Events whose queue counters moved after `since` (joins, checkouts, purchases, expiries)."""
+    return sorted(await turns.recently_moved(rt.db, since))
 
 
 async def event_ids(rt: Runtime, *, statuses: list[EventStatus]) -> list[str]:

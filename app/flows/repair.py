@@ -39,6 +39,9 @@ log = logging.getLogger("app.repair")
 
 # An order untouched for this long is taken as abandoned by a crashed process.
 ORDER_GRACE_MS = 30_000
+# Counters are recounted for sales active this recently: a sale at rest keeps the counters its
+# last recount left.
+ACTIVE_WITHIN_MS = 24 * 3600_000
 
 
 @dataclass
@@ -49,9 +52,11 @@ class RepairReport:
 
 
 async def repair(rt: Runtime, *, grace_ms: int = ORDER_GRACE_MS, settle_seconds: float = 1.0) -> RepairReport:
-    """Everything: stale orders first, then the counters of every live event whose sale was quiet."""
-    live = [EventStatus.UPCOMING, EventStatus.ON_SALE, EventStatus.SOLD_OUT, EventStatus.CANCELLED]
-    event_ids = await catalog.event_ids(rt, statuses=live)
+    """Everything: stale orders first, then the counters of every event whose sale was active
+    in the last day (or holds a stale order) and is quiet now; never the thousands at rest."""
+    stale = await orders.stale_orders(rt, untouched_since_ms=now_ms() - grace_ms)
+    active = await catalog.events_with_queue_activity(rt, since=now_ms() - ACTIVE_WITHIN_MS)
+    event_ids = sorted(set(active) | {o.event_id for o in stale})
     # Judged before this run's own writes (finishing an order frees a slot) can make a sale look busy.
     quiet_before = now_ms() - grace_ms
     quiet = {e for e in event_ids if ((await catalog.get_event(rt, event_id=e)).queue_activity_at_utc or 0) <= quiet_before}
