@@ -28,8 +28,8 @@ class Settings(BaseSettings):
     max_tickets_per_purchase: int = Field(10, ge=1)
     # Rate limits (app/limits.py): points a second, and at most at once, per user (or client
     # address, anonymously); an operation takes what it costs. Check-in scans, per staff user.
-    rate_limit_per_second: float = Field(2000, gt=0)
-    rate_limit_burst: float = Field(20000, gt=0)
+    rate_limit_per_second: float = Field(10_000, gt=0)
+    rate_limit_burst: float = Field(50_000, gt=0)
     checkin_per_second: float = Field(5, gt=0)
     checkin_burst: float = Field(20, gt=0)
     port: int = Field(8000, ge=0, le=65535)
