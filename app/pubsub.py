@@ -31,12 +31,15 @@ OUTBOX_MOST = 500
 Message = dict[str, Any]
 
 
+ENTRY_PREFIX = "entry:"
+
+
 class channels:
     """Channel names, in one place."""
 
     @staticmethod
     def entry(event_id: str, user_id: str) -> str:
-        return f"entry:{event_id}:{user_id}"
+        return f"{ENTRY_PREFIX}{event_id}:{user_id}"
 
     @staticmethod
     def event(event_id: str) -> str:
@@ -199,6 +202,13 @@ class RedisBroker:
     async def _send(self, _key: str, batches: list[list[tuple[str, Message]]]) -> list[None]:
         from redis.exceptions import RedisError
 
+        # A buyer's own news reaches this process's subscriber now, not after Redis's round trip:
+        # the next buyer's ADMITTED is pushed before the purchase that freed the slot is answered.
+        # Redis's copy arrives later and changes nothing (a watcher sends a state once).
+        for messages in batches:
+            for channel, message in messages:
+                if channel.startswith(ENTRY_PREFIX):
+                    self._local.deliver(channel, message)
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for messages in batches:
@@ -209,7 +219,8 @@ class RedisBroker:
             log.warning("redis publish failed (%s); delivering to this process only", error)
             for messages in batches:
                 for channel, message in messages:
-                    self._local.deliver(channel, message)
+                    if not channel.startswith(ENTRY_PREFIX):
+                        self._local.deliver(channel, message)
         return [None] * len(batches)
 
     def subscribe(self, channel: str) -> Subscription:

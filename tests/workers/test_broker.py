@@ -85,3 +85,22 @@ async def test_two_api_processes_spend_one_budget_through_redis(make_api, redis_
     for api in (first, second):
         refused = await api.post("{ __typename }", token=token)
         assert refused["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+
+
+async def test_a_buyers_own_news_reaches_this_process_before_redis_echoes_it(redis_url):
+    """The next buyer's ADMITTED must be pushed before the purchase that freed the slot is
+    answered: an entry channel's message is in the local subscriber's inbox as soon as the
+    publish returns; Redis's copy comes after it, the same message again."""
+    from app.pubsub import channels
+
+    broker = RedisBroker(redis_url)
+    await broker.start()
+    try:
+        await asyncio.wait_for(broker.connected.wait(), 5)
+        channel = channels.entry("e1", "buyer-1")
+        async with broker.subscribe(channel) as inbox:
+            await broker.publish(channel, {"entry": {"status": "ADMITTED"}})
+            assert inbox.get_nowait() == {"entry": {"status": "ADMITTED"}}  # no waiting for the round trip
+            assert await asyncio.wait_for(inbox.get(), 5) == {"entry": {"status": "ADMITTED"}}  # Redis's copy
+    finally:
+        await broker.close()
