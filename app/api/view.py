@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
+import weakref
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -52,6 +54,7 @@ class TicketingGraphQLView(GraphQLView):
     def __init__(self, *args: Any, graphiql_headers: dict[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._graphiql_html = render_graphiql(graphiql_headers)
+        self._expiries = SocketExpiries()
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         """As Strawberry's, but a refused request (bad JSON, unknown operation name,
@@ -93,7 +96,7 @@ class TicketingGraphQLView(GraphQLView):
             raise ConnectionRejectionError({"message": viewer.token_error, "code": "UNAUTHENTICATED"})
         context.viewer = viewer
         if viewer.expires_at is not None and isinstance(context.response, web.WebSocketResponse):
-            _close_at_expiry(context.response, viewer.expires_at)
+            self._expiries.add(context.response, viewer.expires_at)
         return UNSET
 
     def decode_json(self, data: str | bytes) -> object:
@@ -121,20 +124,28 @@ class TicketingGraphQLView(GraphQLView):
         )
 
 
-def _close_at_expiry(socket: web.WebSocketResponse, expires_at: float) -> None:
-    """The socket closes with 4403 when its token expires: a connection is no longer-lived
-    than the credential that opened it (a later connection needs a fresh token)."""
-    loop = asyncio.get_running_loop()
-    delay = max(0.0, expires_at - time.time())
+class SocketExpiries:
+    """Sockets to close with 4403 when their tokens expire: a connection lives no longer than
+    the credential that opened it. One timer per second of expiry, shared by every socket whose
+    token ends in that second (a timer per socket held 433 bytes of each of ten thousand), and
+    weak references, so that a socket closed early is not kept until its token's end."""
 
-    def close() -> None:
-        if not socket.closed:
-            task = loop.create_task(socket.close(code=4403, message=b"token expired"))
-            _CLOSING.add(task)
-            task.add_done_callback(_CLOSING.discard)
+    def __init__(self) -> None:
+        self._due: dict[int, list[weakref.ref[web.WebSocketResponse]]] = {}
+        self._closing: set[asyncio.Task] = set()  # held, so that none is collected before it finishes
 
-    loop.call_later(delay, close)
+    def add(self, socket: web.WebSocketResponse, expires_at: float) -> None:
+        second = math.ceil(expires_at)
+        bucket = self._due.get(second)
+        if bucket is None:
+            bucket = self._due[second] = []
+            asyncio.get_running_loop().call_later(max(0.0, second - time.time()), self._close_due, second)
+        bucket.append(weakref.ref(socket))
 
-
-# Closings under way, held so that none is collected before it finishes.
-_CLOSING: set[asyncio.Task] = set()
+    def _close_due(self, second: int) -> None:
+        for ref in self._due.pop(second, ()):
+            socket = ref()
+            if socket is not None and not socket.closed:
+                task = asyncio.get_running_loop().create_task(socket.close(code=4403, message=b"token expired"))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
