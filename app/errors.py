@@ -38,6 +38,8 @@ class ErrorCode(Enum):
     RATE_LIMITED = "RATE_LIMITED"
     # Ours, beyond the contract: a purchase cut short by a crash was undone by the repair.
     PURCHASE_INTERRUPTED = "PURCHASE_INTERRUPTED"
+    # A gate scanned a ticket of another event than the one it checks in for.
+    WRONG_EVENT = "WRONG_EVENT"
 
 
 @dataclass(frozen=True)

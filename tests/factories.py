@@ -14,6 +14,7 @@ from app.orders import service as orders_service
 from app.orders.models import Order, OrderItem, OrderState, PlannedTicket
 from app.timeutil import now_ms
 from tests.api_client import ApiClient
+from tests.conftest import make_token
 
 
 def iso(dt: datetime) -> str:
@@ -59,6 +60,13 @@ async def create_event(api: ApiClient, token: str, venue_id: str | None = None, 
 async def create_tickets(api: ApiClient, token: str, event_id: str, *types: dict) -> list[dict]:
     payload = await api.ok("CreateTickets", {"input": {"eventId": event_id, "ticketTypes": list(types)}}, token)
     return payload["ticketTypes"]
+
+
+async def gate_staff(api: ApiClient, organizer: str, event_id: str, user: str = "gate-1") -> str:
+    """A staff token for `user`, assigned by the event's organizer to check tickets in at it."""
+    staff = (await api.ok("AssignEventStaff", {"eventId": event_id, "userId": user}, organizer))["staff"]
+    assert user in staff["userIds"], staff
+    return make_token(user, "staff")
 
 
 async def on_sale_event(api: ApiClient, token: str, *types: dict) -> tuple[dict, list[dict]]:

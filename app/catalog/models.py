@@ -85,6 +85,17 @@ class Event(Document):
     created_at_utc: int = Field(alias="createdAtUtc")
 
 
+class EventGate(BaseModel):
+    """Who answers for an event's gate: its organizer, and the staff they assigned (user ids,
+    the tokens' `sub`). Stored on the event as `gateStaff`, which event reads leave out."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    organizer_id: str
+    staff_ids: list[str]
+
+
 class EventTicket(Document):
     object_id_fields = frozenset({"eventId"})
 

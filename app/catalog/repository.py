@@ -10,7 +10,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from app.catalog.models import Event, EventStatus, EventTicket, TicketType, Venue
+from app.catalog.models import Event, EventGate, EventStatus, EventTicket, TicketType, Venue
 
 SEARCH_INDEX = "searchRanks_startAtUtc"
 CITY_SEARCH_INDEX = "city_searchRanks_startAtUtc"
@@ -46,8 +46,9 @@ async def insert_event(db: AsyncDatabase, event: Event) -> None:
 
 # What an event read leaves behind: the search's tokens (about a hundred strings an event) and
 # the turns' log are read by the search and the turns alone. Q2 read them, decoded them and
-# validated them on every request.
-UNSEEN = {"searchTokens": 0, "searchRanks": 0, "turnLog": 0}
+# validated them on every request. The gate staff (up to MAX_GATE_STAFF ids) are read by the
+# gate alone (`get_gate`), and are not for every reader of a public event to see.
+UNSEEN = {"searchTokens": 0, "searchRanks": 0, "turnLog": 0, "gateStaff": 0}
 
 
 async def get_event(db: AsyncDatabase, event_id: ObjectId) -> Event | None:
@@ -99,7 +100,7 @@ async def ranked_events(
     """At most `limit` (0: all) events matching a `ranked_query`, in start order (latest first if
     asked); their search tokens only `with_tokens`."""
     direction = DESCENDING if latest_first else ASCENDING
-    hidden = {"searchRanks": 0, "turnLog": 0} if with_tokens else UNSEEN
+    hidden = {"searchRanks": 0, "turnLog": 0, "gateStaff": 0} if with_tokens else UNSEEN
     cursor = db.events.find(query, projection=hidden).sort([("startAtUtc", direction), ("_id", direction)]).limit(limit)
     return [Event.from_doc(d) async for d in cursor]
 
@@ -250,3 +251,25 @@ async def event_ids(db: AsyncDatabase, statuses: list[EventStatus]) -> list[str]
 
 async def get_events(db: AsyncDatabase, ids: list[ObjectId]) -> dict[str, Event]:
     return {str(d["_id"]): Event.from_doc(d) async for d in db.events.find({"_id": {"$in": ids}}, projection=UNSEEN)}
+
+
+# --- the gate: staff assigned to check tickets in at an event ---
+
+
+async def get_gate(db: AsyncDatabase, event_id: ObjectId) -> EventGate | None:
+    doc = await db.events.find_one({"_id": event_id}, projection={"organizerId": 1, "gateStaff": 1})
+    if doc is None:
+        return None
+    return EventGate(event_id=str(doc["_id"]), organizer_id=doc["organizerId"], staff_ids=doc.get("gateStaff", []))
+
+
+async def add_gate_staff(db: AsyncDatabase, event_id: ObjectId, user_id: str, most: int) -> bool:
+    """Add `user_id` to the event's gate staff unless `most` are there already (guarded in the
+    same write, so racing assignments cannot pass it); False if refused or unknown."""
+    full = f"gateStaff.{most - 1}"
+    result = await db.events.update_one({"_id": event_id, full: {"$exists": False}}, {"$addToSet": {"gateStaff": user_id}})
+    return result.matched_count == 1
+
+
+async def remove_gate_staff(db: AsyncDatabase, event_id: ObjectId, user_id: str) -> None:
+    await db.events.update_one({"_id": event_id}, {"$pull": {"gateStaff": user_id}})

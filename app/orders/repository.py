@@ -118,11 +118,13 @@ async def tickets_of_order(db: AsyncDatabase, order_id: str) -> list[UserTicket]
     return [UserTicket.from_doc(d) async for d in cursor]
 
 
-async def use_ticket(db: AsyncDatabase, confirmation_code: str, now: int) -> UserTicket | None:
-    """VALID -> USED, exactly once: of two gates scanning at once, one wins."""
+async def use_ticket(db: AsyncDatabase, confirmation_code: str, event_id: str, now: int) -> UserTicket | None:
+    """VALID -> USED, exactly once, and only for a ticket of `event_id`: of two gates scanning
+    at once, one wins; a gate of another event changes nothing."""
     used = {"status": TicketStatus.USED.value, "usedAtUtc": now}
     result = await db.userTickets.update_one(
-        {"confirmationCode": confirmation_code, "status": TicketStatus.VALID.value}, {"$set": used}
+        {"confirmationCode": confirmation_code, "status": TicketStatus.VALID.value, "eventId": ObjectId(event_id)},
+        {"$set": used},
     )
     if result.modified_count == 0:
         return None

@@ -158,9 +158,9 @@ async def tickets_of_order(rt: Runtime, *, order_id: str) -> list[UserTicket]:
     return await repo.tickets_of_order(rt.db, order_id)
 
 
-async def use_ticket(rt: Runtime, *, confirmation_code: str) -> UserTicket | None:
-    """VALID -> USED once; None if no VALID ticket has this code."""
-    return await repo.use_ticket(rt.db, confirmation_code, now_ms())
+async def use_ticket(rt: Runtime, *, confirmation_code: str, event_id: str) -> UserTicket | None:
+    """VALID -> USED once; None if no VALID ticket of `event_id` has this code."""
+    return await repo.use_ticket(rt.db, confirmation_code, event_id, now_ms())
 
 
 async def find_ticket(rt: Runtime, *, confirmation_code: str) -> UserTicket | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import make_token
-from tests.factories import on_sale_event, ticket_type_input
+from tests.factories import gate_staff, on_sale_event, ticket_type_input
 
 
 async def test_join_checkout_buy_and_check_in(api, organizer):
@@ -32,7 +32,7 @@ async def test_join_checkout_buy_and_check_in(api, organizer):
     assert len(mine) == 3 and mine[0]["event"]["id"] == event["id"]
     read = (await api.data("Event", {"id": event["id"]}))["event"]
     assert read["ticketsRemaining"] == 100 + 5 - 3
-    staff = make_token("gate-1", "staff")
+    staff = await gate_staff(api, organizer, event["id"], "gate-1")
     code = order["tickets"][0]["confirmationCode"]
     scanned = await api.ok("CheckInTicket", {"confirmationCode": code}, staff)
     assert scanned["ticket"]["status"] == "USED"

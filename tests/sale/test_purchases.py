@@ -28,7 +28,7 @@ from tests.factories import (
     session_status,
     ticket_type_input,
 )
-from tests.factories import buy, buy_input, checkout, codes
+from tests.factories import buy, buy_input, checkout, codes, gate_staff
 
 STAFF = make_token("gate-1", "staff")
 STAFF_2 = make_token("gate-2", "staff")
@@ -532,16 +532,20 @@ async def test_ticket_numbers_and_confirmation_codes_are_unique_and_unguessable(
 # --- check-in ---------------------------------------------------------------------------------------------
 
 
-async def test_check_in_is_for_staff_once_per_ticket(api, organizer, buyer):
+async def test_check_in_is_for_staff_once_per_ticket(api, organizer, other_organizer, buyer):
     event, (general,) = await on_sale_event(api, organizer)
     await checkout(api, buyer, event["id"])
     order = await buy(api, buyer, event["id"], [(general["id"], 2)])
     code = order["tickets"][0]["confirmationCode"]
 
-    for token, expected in ((None, "UNAUTHENTICATED"), (buyer, "FORBIDDEN"), (organizer, "FORBIDDEN")):
+    # Staff of no gate of this event, and another event's organizer, see the code as unknown.
+    for token, expected in ((None, "UNAUTHENTICATED"), (buyer, "FORBIDDEN"), (other_organizer, "NOT_FOUND"),
+                            (STAFF, "NOT_FOUND")):
         payload = await api.mutate("CheckInTicket", {"confirmationCode": code}, token)
         assert codes(payload) == [expected] and payload["ticket"] is None
     assert (await api.db.userTickets.find_one({"confirmationCode": code}))["status"] == "VALID"
+    await gate_staff(api, organizer, event["id"], "gate-1")
+    await gate_staff(api, organizer, event["id"], "gate-2")
 
     payload = await api.mutate("CheckInTicket", {"confirmationCode": "no-such-code"}, STAFF)
     assert codes(payload) == ["NOT_FOUND"] and payload["errors"][0]["field"] == "confirmationCode"
@@ -567,6 +571,8 @@ async def test_two_gates_scanning_one_code_at_once_let_it_in_once(api, organizer
     event, (general,) = await on_sale_event(api, organizer, ticket_type_input(maxPerPurchase=10))
     await checkout(api, buyer, event["id"])
     order = await buy(api, buyer, event["id"], [(general["id"], 10)])
+    await gate_staff(api, organizer, event["id"], "gate-1")
+    await gate_staff(api, organizer, event["id"], "gate-2")
     for ticket in order["tickets"]:
         first, second = await asyncio.gather(
             api.mutate("CheckInTicket", {"confirmationCode": ticket["confirmationCode"]}, STAFF),
@@ -588,6 +594,7 @@ async def test_cancel_event_ends_everything(make_api, organizer, other_organizer
     owner_of_tickets, in_checkout, waiting = make_token("holder"), make_token("in-checkout"), make_token("waiting")
     await checkout(api, owner_of_tickets, event["id"])
     order = await buy(api, owner_of_tickets, event["id"], [(general["id"], 2)])
+    await gate_staff(api, organizer, event["id"], "gate-1")
     session = await checkout(api, in_checkout, event["id"])
     assert (await api.ok("JoinQueue", {"eventId": event["id"]}, waiting))["entry"]["status"] == "WAITING"
 

@@ -24,7 +24,7 @@ from app.timeutil import now_ms
 from tests.api_client import ApiClient
 from tests.conftest import make_token
 from tests.factories import stuck_order, on_sale_event, ticket_type_input
-from tests.factories import buy, buy_input, checkout, codes
+from tests.factories import buy, buy_input, checkout, codes, gate_staff
 
 SETTLE = 0.1
 
@@ -114,7 +114,8 @@ async def test_a_reserved_order_is_finished_once(make_api, organizer):
     # The buyer's retry gets the finished order and its tickets, and a scan works.
     replay = await buy(api, buyer, event["id"], [(general["id"], 2), (vip["id"], 1)], key="crashed")
     assert replay["id"] == order.id and {t["id"] for t in replay["tickets"]} == set(planned)
-    scan = await api.ok("CheckInTicket", {"confirmationCode": tickets[0]["confirmationCode"]}, make_token("g", "staff"))
+    gate = await gate_staff(api, organizer, event["id"], "g")
+    scan = await api.ok("CheckInTicket", {"confirmationCode": tickets[0]["confirmationCode"]}, gate)
     assert scan["ticket"]["status"] == "USED"
 
 
@@ -445,7 +446,8 @@ async def test_used_tickets_still_count_and_cancelled_ones_do_not(api, organizer
     event, (general,) = await on_sale_event(api, organizer)
     await checkout(api, buyer, event["id"])
     order = await buy(api, buyer, event["id"], [(general["id"], 3)], key="k")
-    await api.ok("CheckInTicket", {"confirmationCode": order["tickets"][0]["confirmationCode"]}, make_token("g", "staff"))
+    gate = await gate_staff(api, organizer, event["id"], "g")
+    await api.ok("CheckInTicket", {"confirmationCode": order["tickets"][0]["confirmationCode"]}, gate)
     await api.db.eventTickets.update_one({"_id": ObjectId(general["id"])}, {"$set": {"quantitySold": 1}})
     await repair(rt, grace_ms=0, settle_seconds=SETTLE)
     assert await sold(api, general["id"]) == 3
@@ -508,7 +510,8 @@ async def test_a_cancelled_sale_with_a_scanned_ticket_needs_no_repair(api, organ
     event, (general,) = await on_sale_event(api, organizer)
     await checkout(api, buyer, event["id"])
     order = await buy(api, buyer, event["id"], [(general["id"], 3)], key="k")
-    await api.ok("CheckInTicket", {"confirmationCode": order["tickets"][0]["confirmationCode"]}, make_token("g", "staff"))
+    gate = await gate_staff(api, organizer, event["id"], "g")
+    await api.ok("CheckInTicket", {"confirmationCode": order["tickets"][0]["confirmationCode"]}, gate)
     await api.ok("CancelEvent", {"eventId": event["id"]}, organizer)
     not_cancelled = await api.db.userTickets.count_documents({"status": {"$ne": "CANCELLED"}})
     assert await sold(api, general["id"]) == not_cancelled

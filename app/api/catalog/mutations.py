@@ -1,9 +1,10 @@
-"""M1, M2 and the venue mutations: thin calls into the catalog service."""
+"""M1, M2, the venue mutations and the gate staff's: thin calls into the catalog services."""
 
 from __future__ import annotations
 
 import strawberry
 
+from app.api.catalog.gate import GateMutation
 from app.api.catalog.inputs import CreateEventInput, CreateTicketsInput, CreateVenueInput, UpdateVenueInput
 from app.api.catalog.types import CreateTicketsPayload, Event, EventPayload, EventTicket, Venue, VenuePayload
 from app.api.context import Info
@@ -12,7 +13,7 @@ from app.catalog import service as catalog
 
 
 @strawberry.type
-class CatalogMutation:
+class CatalogMutation(GateMutation):
     @strawberry.mutation(description="Organizer.")
     async def create_venue(self, info: Info, input: CreateVenueInput) -> VenuePayload:
         ctx = info.context

@@ -1,4 +1,4 @@
-"""Q1, Q2, Q5 and the venue queries."""
+"""Q1, Q2, Q5, the venue queries and an event's gate staff."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Annotated
 
 import strawberry
 
+from app.api.catalog.gate import GateQuery
 from app.api.catalog.inputs import EventFilter
 from app.api.catalog.types import Event, EventConnection, EventEdge, EventStatus, PageInfo, Venue
 from app.api.context import Info
@@ -13,7 +14,7 @@ from app.catalog import service as catalog
 
 
 @strawberry.type
-class CatalogQuery:
+class CatalogQuery(GateQuery):
     @strawberry.field(description="Q1: events ordered by startsAt ascending, cursor-paginated (first <= 100).")
     async def events(
         self, info: Info, filter: EventFilter | None = None, first: int | None = 20, after: str | None = None
