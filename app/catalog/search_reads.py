@@ -16,7 +16,8 @@ first, in windows sized from the density seen to hold what is still needed. A
 search reads about as many entries as it returns, however many events match.
 
 The other terms and the status are checked on what comes back, and a window is
-then read whole; so the rarest term leads, as a first window of each tells. Upcoming events (started at most ONGOING_MS ago, see
+then read whole; so the rarest term leads, as a short probe window of each tells,
+and the next window is sized to hold what is still needed with half again to spare. Upcoming events (started at most ONGOING_MS ago, see
 catalog/service.py) come first; past ones only when asked for, latest first.
 """
 
@@ -32,6 +33,13 @@ from app.catalog import search
 from app.catalog.models import Event, EventStatus
 
 FIRST_WINDOW_MS = 2 * 86_400_000
+# How far ahead a several-word search looks to tell which of its terms is rarest: a
+# common word costs what it holds in this window, so it is a fraction of the first.
+PROBE_WINDOW_MS = FIRST_WINDOW_MS // 4
+# A window past the first is sized to hold this many times what is still needed, at the
+# density seen, and at least an eighth of the span read so far: a window that falls short
+# costs one more read, one too wide costs documents.
+SPARE = 1.5
 # Past this width a window is read open-ended.
 HORIZON_MS = 5 * 365 * 86_400_000
 
@@ -50,11 +58,11 @@ DENSITY_SCORES = (search.WHOLE_WORD_BONUS + search.FIELD_WEIGHTS["title"], searc
 
 async def leading_first(db: AsyncDatabase, terms: list[str], city: str | None, bound: int) -> list[str]:
     """The terms with the rarest first: the others are checked on what its windows return, so the
-    rarer it is, the fewer entries a search reads. How rare, from a first window of each."""
+    rarer it is, the fewer entries a search reads. How rare, from a probe window of each."""
     if len(terms) == 1:
         return terms
     side = _Side(bound, latest_first=False)
-    starts = side.between(bound, side.step(bound, FIRST_WINDOW_MS))
+    starts = side.between(bound, side.step(bound, PROBE_WINDOW_MS))
     seen = {}
     for term in terms:
         reads = [repo.ranked_events(db, repo.ranked_query(search.rank_token(score, term), city, starts),
@@ -109,7 +117,7 @@ async def _more(db: AsyncDatabase, wanted: Wanted, rank: str, side: _Side, edge:
     while seen + len(found) < need:
         have = seen + len(found)
         # Eight times as wide while none passed the checks (the other words, the status).
-        span = width * 8 if have == 0 else max(width, int(width * (need - have) / have * 2))
+        span = width * 8 if have == 0 else max(width // 8, int(width * (need - have) / have * SPARE))
         if span >= HORIZON_MS:
             return found + (await _read(db, wanted, rank, side.beyond(edge), side, need - have))[0]
         far = side.step(edge, span)
@@ -124,8 +132,7 @@ async def _read(db: AsyncDatabase, wanted: Wanted, rank: str, starts: dict[str, 
     and how many were read. A search whose checks may reject reads its windows whole."""
     checked = len(wanted.terms) > 1 or wanted.status is not None
     query = repo.ranked_query(rank, wanted.city, starts)
-    got = await repo.ranked_events(db, query, latest_first=side.latest_first, limit=0 if checked else limit,
-                                   with_tokens=len(wanted.terms) > 1)
+    got = await repo.ranked_events(db, query, latest_first=side.latest_first, limit=0 if checked else limit)
     return [e for e in got if _passes(e, wanted)][:limit], len(got)
 
 
