@@ -84,6 +84,17 @@ async def _in_flight(db: AsyncDatabase, query: dict[str, Any]) -> list[Order]:
     return found
 
 
+async def sessions_completed(db: AsyncDatabase, sessions: list[tuple[str, str]], before: int) -> set[str]:
+    """Of these (buyer, session id) pairs, the sessions holding an order COMPLETED before `before`.
+    Read through the buyers' (userId, idempotencyKey) index: only these buyers' own orders."""
+    wanted = set(sessions)
+    cursor = db.orders.find({"userId": {"$in": sorted({user for user, _ in wanted})}},
+                            projection={"userId": 1, "sessionId": 1, "state": 1, "updatedAtUtc": 1})
+    return {str(d["sessionId"]) async for d in cursor
+            if d["state"] == OrderState.COMPLETED.value and d["updatedAtUtc"] < before
+            and (d["userId"], str(d["sessionId"])) in wanted}
+
+
 async def insert_tickets(db: AsyncDatabase, tickets: list[UserTicket]) -> list[int]:
     """Insert what is not there yet; the indexes of tickets whose number or code clashed with another's."""
     if not tickets:
