@@ -64,8 +64,9 @@ async def repair(rt: Runtime, *, grace_ms: int = ORDER_GRACE_MS, settle_seconds:
     quiet_before = now_ms() - grace_ms
     quiet = {e for e in event_ids if ((await catalog.get_event(rt, event_id=e)).queue_activity_at_utc or 0) <= quiet_before}
     report = await repair_orders(rt, grace_ms=grace_ms)
+    ended_before = now_ms() - grace_ms
     for event_id in event_ids:  # busy or quiet: each is one guarded write, safe beside a live ending
-        report.checkouts_ended += await end_orphaned_checkouts(rt, event_id=event_id, completed_before=now_ms() - grace_ms)
+        report.checkouts_ended += await end_orphaned_checkouts(rt, event_id=event_id, completed_before=ended_before)
     for event_id in event_ids:
         if event_id in quiet:
             report.corrections += await repair_counters(rt, event_id=event_id, settle_seconds=settle_seconds)
