@@ -21,6 +21,10 @@ from pymongo.uri_parser import parse_uri
 DEFAULT_DATABASE = "ticketing"
 
 
+# The partial index of the orders in flight (app/orders/repository.py names it in its reads).
+ORDERS_IN_FLIGHT = "orders_in_flight"
+
+
 def _ix(*keys: str, **options: Any) -> IndexModel:
     return IndexModel([(k, ASCENDING) for k in keys], **options)
 
@@ -59,7 +63,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix("expiresAtUtc"),
     ],
     "checkoutSessions": [_ix("eventId"), _ix("eventId", "userId"), _ix("expiresAtUtc")],
-    "orders": [_ix("userId", "idempotencyKey", unique=True)],
+    "orders": [
+        _ix("userId", "idempotencyKey", unique=True),
+        # Orders in flight only (PENDING, RESERVED: the states that sort from PENDING up), for the
+        # repair's reads: it never grows with history, and an order's completion deletes its entry
+        # instead of rewriting it. Keyed on eventId alone: SecantusDB answered a partial index keyed
+        # on its own filter field (eventId, state) with no documents for `{state: "PENDING"}`.
+        _ix("eventId", name=ORDERS_IN_FLIGHT, partialFilterExpression={"state": {"$gte": "PENDING"}}),
+    ],
 }
 
 

@@ -64,7 +64,8 @@ async def refresh_sale_statuses(ctx: Ctx) -> int:
 
 
 async def repair(ctx: Ctx) -> dict:
-    """Cron, every minute: finish or undo stale orders, recount the counters."""
+    """Cron, every minute: finish or undo stale orders, end completed purchases' checkouts, recount the counters."""
     report = await recovery.repair(_rt(ctx))
     metrics.JOB_RUNS.labels("repair", "ok").inc()
-    return {"finished": report.orders_finished, "undone": report.orders_undone, "corrections": report.corrections}
+    return {"finished": report.orders_finished, "undone": report.orders_undone,
+            "checkouts_ended": report.checkouts_ended, "corrections": report.corrections}

@@ -1,4 +1,5 @@
-"""Repair after a crash (DESIGN invariant 7): finish or undo half-done orders, recount counters.
+"""Repair after a crash (DESIGN invariant 7): finish or undo half-done orders, end the checkouts
+of completed purchases (app/flows/orphans.py), recount counters.
 
 Run it any time, as often as you like, from any number of processes: every
 step is a guarded write, so running it twice or twice at once changes
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from app import metrics
 from app.catalog import service as catalog
 from app.catalog.models import EventStatus
+from app.flows.orphans import end_orphaned_checkouts
 from app.orders import service as orders
 from app.queue import service as queue
 from app.runtime import Runtime
@@ -48,6 +50,7 @@ ACTIVE_WITHIN_MS = 24 * 3600_000
 class RepairReport:
     orders_finished: int = 0
     orders_undone: int = 0
+    checkouts_ended: int = 0
     corrections: list[str] = field(default_factory=list)
 
 
@@ -61,6 +64,9 @@ async def repair(rt: Runtime, *, grace_ms: int = ORDER_GRACE_MS, settle_seconds:
     quiet_before = now_ms() - grace_ms
     quiet = {e for e in event_ids if ((await catalog.get_event(rt, event_id=e)).queue_activity_at_utc or 0) <= quiet_before}
     report = await repair_orders(rt, grace_ms=grace_ms)
+    ended_before = now_ms() - grace_ms
+    for event_id in event_ids:  # busy or quiet: each is one guarded write, safe beside a live ending
+        report.checkouts_ended += await end_orphaned_checkouts(rt, event_id=event_id, completed_before=ended_before)
     for event_id in event_ids:
         if event_id in quiet:
             report.corrections += await repair_counters(rt, event_id=event_id, settle_seconds=settle_seconds)

@@ -9,7 +9,7 @@ from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from app.db import DUPLICATE_KEY, insert_each
+from app.db import DUPLICATE_KEY, ORDERS_IN_FLIGHT, insert_each
 from app.orders.models import IN_FLIGHT, Order, OrderState, TicketStatus, UserTicket
 
 
@@ -62,15 +62,37 @@ async def replace_planned_tickets(db: AsyncDatabase, order_id: str, tickets: lis
 
 
 async def stale_in_flight(db: AsyncDatabase, updated_before: int, limit: int = 500) -> list[Order]:
-    cursor = db.orders.find(
-        {"state": {"$in": [s.value for s in IN_FLIGHT]}, "updatedAtUtc": {"$lt": updated_before}}
-    ).limit(limit)
-    return [Order.from_doc(d) async for d in cursor]
+    """In-flight orders untouched since `updated_before`, oldest first; reads only in-flight orders."""
+    found = await _in_flight(db, {"updatedAtUtc": {"$lt": updated_before}})
+    return sorted(found, key=lambda o: o.updated_at_utc)[:limit]
 
 
 async def in_flight_for_event(db: AsyncDatabase, event_id: str) -> list[Order]:
-    cursor = db.orders.find({"eventId": ObjectId(event_id), "state": {"$in": [s.value for s in IN_FLIGHT]}})
-    return [Order.from_doc(d) async for d in cursor]
+    """The event's in-flight orders; reads only those."""
+    return await _in_flight(db, {"eventId": ObjectId(event_id)})
+
+
+async def _in_flight(db: AsyncDatabase, query: dict[str, Any]) -> list[Order]:
+    """In-flight orders matching `query`, through their partial index (app/db.py), one state at a
+    time: an equality on the state is what any server's planner can prove lies inside the index's
+    filter (SecantusDB proves no `$in`), and the hint keeps a server from scanning the collection
+    for a filter it would not otherwise serve from an index keyed on eventId."""
+    found: list[Order] = []
+    for state in IN_FLIGHT:
+        cursor = db.orders.find({**query, "state": state.value}, hint=ORDERS_IN_FLIGHT)
+        found += [Order.from_doc(d) async for d in cursor]
+    return found
+
+
+async def sessions_completed(db: AsyncDatabase, sessions: list[tuple[str, str]], before: int) -> set[str]:
+    """Of these (buyer, session id) pairs, the sessions holding an order COMPLETED before `before`.
+    Read through the buyers' (userId, idempotencyKey) index: only these buyers' own orders."""
+    wanted = set(sessions)
+    cursor = db.orders.find({"userId": {"$in": sorted({user for user, _ in wanted})}},
+                            projection={"userId": 1, "sessionId": 1, "state": 1, "updatedAtUtc": 1})
+    return {str(d["sessionId"]) async for d in cursor
+            if d["state"] == OrderState.COMPLETED.value and d["updatedAtUtc"] < before
+            and (d["userId"], str(d["sessionId"])) in wanted}
 
 
 async def insert_tickets(db: AsyncDatabase, tickets: list[UserTicket]) -> list[int]:

@@ -182,6 +182,11 @@ async def orders_in_flight(rt: Runtime, *, event_id: str) -> list[Order]:
     return await repo.in_flight_for_event(rt.db, event_id)
 
 
+async def sessions_that_bought(rt: Runtime, *, sessions: list[tuple[str, str]], completed_before: int) -> set[str]:
+    """Of these (buyer, session id) pairs, the sessions whose purchase COMPLETED before then."""
+    return await repo.sessions_completed(rt.db, sessions, completed_before) if sessions else set()
+
+
 async def stock_was_taken(rt: Runtime, *, order: Order) -> bool:
     """Did this in-flight order take its stock (RESERVED, or some of its tickets are in)?"""
     return order.state is OrderState.RESERVED or await repo.any_ticket_of(rt.db, order)

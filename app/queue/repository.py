@@ -226,6 +226,12 @@ async def close(db: AsyncDatabase, event_id: str, now: int, *, keep_checkouts: b
         yield await closed_by_us({"_id": {"$in": chosen}})
 
 
+async def admitted(db: AsyncDatabase, event_id: str) -> list[QueueEntry]:
+    """The event's ADMITTED entries (CHECKOUT_LIMIT at most), through the (eventId, status, seq) index."""
+    cursor = db.eventQueue.find({"eventId": ObjectId(event_id), "status": QueueStatus.ADMITTED.value})
+    return [QueueEntry.from_doc(d) async for d in cursor]
+
+
 async def live_entries(db: AsyncDatabase, event_id: str) -> list[QueueEntry]:
     cursor = db.eventQueue.find(
         {"eventId": ObjectId(event_id), "status": {"$in": [QueueStatus.WAITING.value, QueueStatus.ADMITTED.value]}}

@@ -469,10 +469,12 @@ class Completion(NamedTuple):
     entry: QueueEntry | None = None
 
 
-async def complete_admissions(rt: Runtime, *, event_id: str, completions: list[Completion]) -> None:
+async def complete_admissions(rt: Runtime, *, event_id: str, completions: list[Completion]) -> int:
     """After purchases of the event: the entry of each session becomes COMPLETED, and the
-    slots they free go on to the next buyers, one write for each step whatever the count."""
+    slots they free go on to the next buyers, one write for each step whatever the count.
+    How many entries this call completed (another caller may have completed the rest)."""
     pending = list(completions)
+    completed = 0
     for attempt in range(2):  # a copy passed in may be stale: then look once more
         unread = [c.user_id for c in pending if c.entry is None or attempt]
         fresh = await repo.get_many(rt.db, event_id, unread) if unread else {}
@@ -480,9 +482,10 @@ async def complete_admissions(rt: Runtime, *, event_id: str, completions: list[C
         claims = [(c, e) for c, e in claims
                   if e is not None and e.status is QueueStatus.ADMITTED and e.session_id == c.session_id]
         if not claims:
-            return
+            return completed
         now = now_ms()
         ended = await repo.complete_many(rt.db, [e for _, e in claims], now)
+        completed += len(ended)
         if ended:
             await checkout.end_sessions(rt, entries=ended, status=CheckoutStatus.COMPLETED, now=now)
             await rt.broker.publish_many([
@@ -494,7 +497,13 @@ async def complete_admissions(rt: Runtime, *, event_id: str, completions: list[C
         done = {e.id for e in ended}
         pending = [c for c, e in claims if e.id not in done]
         if not pending:
-            return
+            return completed
+    return completed
+
+
+async def open_checkouts(rt: Runtime, *, event_id: str) -> list[QueueEntry]:
+    """The event's ADMITTED entries that started a checkout: its ACTIVE sessions."""
+    return [e for e in await repo.admitted(rt.db, event_id) if e.session_id is not None]
 
 
 async def _expire_entry_if_due(rt: Runtime, entry: QueueEntry, now: int) -> QueueEntry:

@@ -287,7 +287,7 @@ async def test_repair_finishes_and_undoes_crashed_orders_and_recounts_once(make_
     await check_repaired(api, sale)
 
     before = await snapshot(api.db)
-    assert await jobs.repair(ctx) == {"finished": 0, "undone": 0, "corrections": []}
+    assert await jobs.repair(ctx) == {"finished": 0, "undone": 0, "checkouts_ended": 0, "corrections": []}
     assert await snapshot(api.db) == before
 
 
@@ -366,7 +366,7 @@ async def test_the_cron_repair_leaves_a_busy_sales_counters_alone(make_api, orga
     # As if a second buyer's slot were counted and its entry not written yet.
     await api.db.events.update_one({"_id": ObjectId(eid)}, {"$inc": {"activeCheckouts": 1}})
 
-    assert await jobs.repair(ctx) == {"finished": 0, "undone": 0, "corrections": []}
+    assert await jobs.repair(ctx) == {"finished": 0, "undone": 0, "checkouts_ended": 0, "corrections": []}
     assert (await event_doc(api.db, eid))["activeCheckouts"] == 2
 
     await quiet_since_the_crash(api.db, eid)  # nothing came of it for longer than the grace: a leak
