@@ -76,6 +76,8 @@ async def take_together(event_id: str, takes: list[Take]) -> list[Problem | None
     results: list[Problem | None] = [None] * len(takes)
     trying = list(range(len(takes)))
     for _ in range(ROUNDS):
+        if not trying:
+            return results
         taken = await repo.take_tallies(db, [_claim(takes[i].order, takes[i].caps) for i in trying])
         missed = [i for i, ok in zip(trying, taken, strict=True) if not ok]
         if not missed:
