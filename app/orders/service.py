@@ -278,10 +278,8 @@ def _check_items(
             problems.append(Problem(
                 ErrorCode.PURCHASE_LIMIT_EXCEEDED, f"at most {ticket.max_per_purchase} {ticket.name} per purchase", f"{at}.quantity"
             ))
-        elif ticket.id in caps.by_type and item.quantity > caps.by_type[ticket.id].cap:
-            problems.append(Problem(
-                ErrorCode.PURCHASE_LIMIT_EXCEEDED, f"at most {caps.by_type[ticket.id].cap} {ticket.name} per buyer", f"{at}.quantity"
-            ))
+        elif ticket.id in caps.by_type and item.quantity > (cap := caps.by_type[ticket.id].cap):
+            problems.append(Problem(ErrorCode.PURCHASE_LIMIT_EXCEEDED, f"at most {cap} {ticket.name} per buyer", f"{at}.quantity"))
         else:
             order_items.append(OrderItem(
                 ticketTypeId=ticket.id, type=ticket.type, quantity=item.quantity, unitPriceCents=ticket.price_cents

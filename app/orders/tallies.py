@@ -110,8 +110,8 @@ def over_cap(order: Order, caps: Caps, tally: Tally) -> Problem | None:
         held = tally.types.get(item.ticket_type_id, 0)
         if capped is not None and held + item.quantity > capped.cap:
             left = max(0, capped.cap - held)
-            return Problem(ErrorCode.PURCHASE_LIMIT_EXCEEDED,
-                           f"at most {capped.cap} {capped.name} per buyer: you may buy {left} more", f"input.items.{index}.quantity")
+            message = f"at most {capped.cap} {capped.name} per buyer: you may buy {left} more"
+            return Problem(ErrorCode.PURCHASE_LIMIT_EXCEEDED, message, f"input.items.{index}.quantity")
     return None
 
 

@@ -162,7 +162,8 @@ async def test_a_take_that_met_a_tally_created_at_that_moment_reads_it_and_takes
     await checkout(api, buyer, eid)
     order = await buy(api, buyer, eid, [(general["id"], 3)], key="three")
     assert rounds == [[order["id"]], [order["id"]]]
-    assert await tally(api, eid, "buyer-1") == {"total": 4, "types": {general["id"]: 3}, "orders": ["another-process", order["id"]]}
+    assert await tally(api, eid, "buyer-1") == {
+        "total": 4, "types": {general["id"]: 3}, "orders": ["another-process", order["id"]]}
 
 
 # --- a cap per ticket type ---------------------------------------------------------------------
