@@ -59,12 +59,15 @@ class Runtime:
     limiter: Limiter = field(default_factory=LocalLimiter)  # the rate limits' buckets
     # Calls waiting to go together in one command with others of their event (app/batches.py):
     # joins, reads of buyers' entries and starts of checkout (app/queue/groups.py), and
-    # purchases' orders, stock takes and endings (app/orders/service.py, app/orders/endings.py).
+    # purchases' orders, stock takes and endings (app/orders/service.py, app/orders/endings.py),
+    # and the buyers' tallies their caps are counted in (app/orders/tallies.py).
     joins: Batches = field(default_factory=Batches)
     entry_reads: Batches = field(default_factory=Batches)
     checkout_starts: Batches = field(default_factory=Batches)
     order_inserts: Batches = field(default_factory=Batches)
     stock_takes: Batches = field(default_factory=Batches)
+    tally_takes: Batches = field(default_factory=Batches)
+    tally_returns: Batches = field(default_factory=Batches)
     # Closings of sold-out queues, run after the purchase that sold out is answered.
     closings: Batches = field(default_factory=Batches)
     purchase_endings: Batches = field(default_factory=lambda: Batches(most=ENDINGS_PER_GROUP))

@@ -19,6 +19,8 @@ from app.timeutil import to_ms
 MAX_NAME = 200
 MAX_DESCRIPTION = 5000
 MAX_QUANTITY = 1_000_000
+# A cap per buyer above this is no cap a sale could meet: a typo, refused rather than stored.
+MAX_PER_BUYER = 100_000
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
@@ -43,6 +45,16 @@ class EventDraft:
     starts_at: datetime
     description: str | None = None
     ends_at: datetime | None = None
+    max_tickets_per_buyer: int | None = None
+
+
+@dataclass
+class EventChanges:
+    """An organizer's edit of an event: only the fields in `given` change; a field given as
+    None goes back to its default."""
+
+    given: frozenset[str]
+    max_tickets_per_buyer: int | None = None
 
 
 @dataclass
@@ -55,6 +67,7 @@ class TicketTypeDraft:
     name: str | None = None
     currency: str = "USD"
     max_per_purchase: int = 10
+    max_per_buyer: int | None = None
 
 
 def check_text(check: Checker, value: str | None, field: str, *, required: bool, limit: int = MAX_NAME) -> str | None:
@@ -129,11 +142,18 @@ def check_event(check: Checker, draft: EventDraft, now: int) -> dict:
         "start": check_instant(check, draft.starts_at, "input.startsAt"),
         "end": check_instant(check, draft.ends_at, "input.endsAt"),
     }
+    check_buyer_cap(check, draft.max_tickets_per_buyer, "input.maxTicketsPerBuyer")
     if values["start"] is not None:
         check.require(values["start"] > now, "input.startsAt", "must be in the future")
         if values["end"] is not None:
             check.require(values["end"] > values["start"], "input.endsAt", "must be after startsAt")
     return values
+
+
+def check_buyer_cap(check: Checker, value: int | None, field: str) -> None:
+    """A cap of tickets per buyer: unset (the default applies), or 1 to MAX_PER_BUYER."""
+    if value is not None:
+        check.require(1 <= value <= MAX_PER_BUYER, field, f"must be between 1 and {MAX_PER_BUYER:,}, or null for the default")
 
 
 def check_ticket_type(
@@ -156,6 +176,7 @@ def check_ticket_type(
         f"{at}.maxPerPurchase",
         f"must be between 1 and {max_per_purchase}",
     )
+    check_buyer_cap(check, draft.max_per_buyer, f"{at}.maxPerBuyer")
     start, end = values["start"], values["end"]
     if start is not None and end is not None:
         check.require(start < end, f"{at}.saleStartsAt", "must be before saleEndsAt")

@@ -83,6 +83,15 @@ class Event(Document):
     dedupe_key: str = Field(alias="dedupeKey")
     organizer_id: str = Field(alias="organizerId")
     created_at_utc: int = Field(alias="createdAtUtc")
+    # Tickets one buyer may hold across all orders, as the organizer set it (None: see buyer_cap).
+    max_tickets_per_buyer: int | None = Field(None, alias="maxTicketsPerBuyer")
+
+    def buyer_cap(self, tickets: list[EventTicket], most_per_purchase: int) -> int:
+        """Tickets one buyer may hold for this event across all orders: the organizer's cap,
+        else one full order (each type's most per purchase, together at most `most_per_purchase`)."""
+        if self.max_tickets_per_buyer is not None:
+            return self.max_tickets_per_buyer
+        return min(most_per_purchase, sum(t.most_per_order for t in tickets))
 
 
 class EventGate(BaseModel):
@@ -110,9 +119,16 @@ class EventTicket(Document):
     # it comes back if one of those is refused (see app/orders/stock.py).
     quantity_tentative: int = Field(0, alias="quantityTentative")
     max_per_purchase: int = Field(alias="maxPerPurchase")
+    # Of this type, what one buyer may hold across all orders (None: only the event's cap).
+    max_per_buyer: int | None = Field(None, alias="maxPerBuyer")
     sale_starts_at_utc: int = Field(alias="saleStartsAtUtc")
     sale_ends_at_utc: int = Field(alias="saleEndsAtUtc")
     created_at_utc: int = Field(alias="createdAtUtc")
+
+    @property
+    def most_per_order(self) -> int:
+        """The most of this type one order may hold."""
+        return min(self.max_per_purchase, self.max_per_buyer or self.max_per_purchase)
 
     @property
     def quantity_remaining(self) -> int:

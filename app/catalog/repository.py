@@ -222,6 +222,13 @@ async def get_ticket_types(db: AsyncDatabase, ids: list[ObjectId]) -> dict[str, 
     return {str(d["_id"]): EventTicket.from_doc(d) async for d in db.eventTickets.find({"_id": {"$in": ids}})}
 
 
+async def set_event_fields(db: AsyncDatabase, event_id: ObjectId, changes: dict[str, Any]) -> None:
+    """An organizer's settings of the event; a value None goes back to its default (unset)."""
+    kept = {k: v for k, v in changes.items() if v is not None}
+    dropped = {k: "" for k, v in changes.items() if v is None}
+    await db.events.update_one({"_id": event_id}, ({"$set": kept} if kept else {}) | ({"$unset": dropped} if dropped else {}))
+
+
 async def mark_cancelled(db: AsyncDatabase, event_id: ObjectId) -> bool:
     """CANCELLED, once; False if it already was."""
     result = await db.events.update_one(

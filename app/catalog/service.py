@@ -22,9 +22,11 @@ from app.auth import Viewer, require_role
 from app.catalog import repository as repo
 from app.catalog import sale_view, search, search_reads, turns
 from app.catalog.inputs import (
+    EventChanges,
     EventDraft,
     TicketTypeDraft,
     VenueDraft,
+    check_buyer_cap,
     check_event,
     check_instant,
     check_ticket_type,
@@ -145,6 +147,7 @@ async def create_event(rt: Runtime, *, actor: Viewer, draft: EventDraft) -> Even
         dedupeKey=f"{values['artist_id']}:{venue.id}:{values['start']}:{slug(values['title'])}",
         organizerId=organizer_id,
         createdAtUtc=now_ms(),
+        maxTicketsPerBuyer=draft.max_tickets_per_buyer,
     )
     try:
         await repo.insert_event(rt.db, event)
@@ -153,6 +156,22 @@ async def create_event(rt: Runtime, *, actor: Viewer, draft: EventDraft) -> Even
             ErrorCode.DUPLICATE_EVENT, "this artist already has an event with this title at this venue and time"
         ) from None
     return event
+
+
+async def update_event(rt: Runtime, *, actor: Viewer, event_id: str, changes: EventChanges) -> Event:
+    """Change the given settings of the caller's event (for now its cap of tickets per buyer)."""
+    require_role(actor, "organizer")
+    event = await get_event(rt, event_id=event_id, field="id")
+    _require_owner(actor, event.organizer_id, "event")
+    if event.status is EventStatus.CANCELLED:
+        raise fail(ErrorCode.EVENT_CANCELLED, "the event is cancelled")
+    check = Checker()
+    check_buyer_cap(check, changes.max_tickets_per_buyer, "input.maxTicketsPerBuyer")
+    check.raise_if_any()
+    if "max_tickets_per_buyer" in changes.given:
+        await repo.set_event_fields(rt.db, ObjectId(event.id), {"maxTicketsPerBuyer": changes.max_tickets_per_buyer})
+        sale_view.forget(event.id)  # other processes' views follow within a second
+    return await get_event(rt, event_id=event.id)
 
 
 async def get_event(rt: Runtime, *, event_id: str, field: str | None = None) -> Event:
@@ -210,6 +229,7 @@ async def create_ticket_types(
                 _id=str(ObjectId()), eventId=event.id, type=draft.type,
                 name=values["name"] or DEFAULT_TICKET_NAMES[draft.type], priceCents=draft.price_cents,
                 currency=values["currency"], quantityTotal=draft.quantity_total, maxPerPurchase=draft.max_per_purchase,
+                maxPerBuyer=draft.max_per_buyer,
                 saleStartsAtUtc=values["start"], saleEndsAtUtc=values["end"], createdAtUtc=now,
             )
         )

@@ -16,6 +16,7 @@ The tickets are generated into the order while PENDING, so finishing an order
 from __future__ import annotations
 
 from enum import Enum
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -97,3 +98,26 @@ class UserTicket(Document):
     status: TicketStatus
     purchased_at_utc: int = Field(alias="purchasedAtUtc")
     used_at_utc: int | None = Field(None, alias="usedAtUtc")
+
+
+class Tally(BaseModel):
+    """What one buyer's orders of an event hold or may hold (buyerTallies, `_id` "<eventId>:<userId>"):
+    tickets in all and by ticket type id, and the orders counted (each once)."""
+
+    id: str = Field(alias="_id")
+    total: int = 0
+    types: dict[str, int] = Field(default_factory=dict)
+    orders: list[str] = Field(default_factory=list)
+
+
+class Claim(NamedTuple):
+    """One order's share of its buyer's tally: its counts by ticket type id, and the room each
+    count must have before it (the cap less the order's count), overall and for capped types."""
+
+    tally_id: str
+    event_id: str
+    user_id: str
+    order_id: str
+    counts: dict[str, int]
+    room: int
+    type_rooms: dict[str, int]

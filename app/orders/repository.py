@@ -1,16 +1,16 @@
-"""The orders and userTickets collections."""
+"""The orders, userTickets and buyerTallies collections."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from bson import ObjectId
-from pymongo import DESCENDING
+from pymongo import DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from app.db import DUPLICATE_KEY, ORDERS_IN_FLIGHT, insert_each
-from app.orders.models import IN_FLIGHT, Order, OrderState, TicketStatus, UserTicket
+from app.orders.models import IN_FLIGHT, Claim, Order, OrderState, Tally, TicketStatus, UserTicket
 
 
 async def insert_orders(db: AsyncDatabase, orders: list[Order]) -> list[bool]:
@@ -179,3 +179,53 @@ async def count_issued_by_type(db: AsyncDatabase, event_id: str, excluding_order
     ]
     cursor = await db.userTickets.aggregate(pipeline)
     return {str(d["_id"]): d["n"] async for d in cursor}
+
+
+# --- buyers' tallies (app/orders/tallies.py) --------------------------------------------------
+
+
+async def take_tallies(db: AsyncDatabase, claims: list[Claim]) -> list[bool]:
+    """Each claim's guarded `$inc` of its buyer's tally, all in one command; for each, whether it
+    was taken. False: the tally holds too many for the claim's room (or counts its order
+    already), or another claim created the tally at the same moment: the caller reads it.
+
+    An absent tally is created by the upsert. A present one whose guard fails makes the upsert
+    insert a second document with its `_id`: the duplicate key is the refusal. The guards are
+    `$not: {$gt}` so that a count not there yet (a new tally, a type not bought before) passes,
+    and no filter holds a top-level operator (SecantusDB would scan the collection for it).
+    """
+    statements = []
+    for claim in claims:
+        guard: dict[str, Any] = {"_id": claim.tally_id, "orders": {"$ne": claim.order_id},
+                                 "total": {"$not": {"$gt": claim.room}}}
+        guard |= {f"types.{t}": {"$not": {"$gt": room}} for t, room in claim.type_rooms.items()}
+        counts = {"total": sum(claim.counts.values())} | {f"types.{t}": n for t, n in claim.counts.items()}
+        statements.append(UpdateOne(guard, {
+            "$inc": counts, "$push": {"orders": claim.order_id},
+            "$setOnInsert": {"eventId": ObjectId(claim.event_id), "userId": claim.user_id},
+        }, upsert=True))
+    taken = [True] * len(claims)
+    try:
+        await db.buyerTallies.bulk_write(statements, ordered=False)
+    except BulkWriteError as error:
+        for failure in error.details.get("writeErrors", []):
+            if failure.get("code") != DUPLICATE_KEY:
+                raise
+            taken[failure["index"]] = False
+    return taken
+
+
+async def read_tallies(db: AsyncDatabase, tally_ids: list[str]) -> dict[str, Tally]:
+    cursor = db.buyerTallies.find({"_id": tally_ids[0] if len(tally_ids) == 1 else {"$in": tally_ids}})
+    return {d["_id"]: Tally.model_validate(d) async for d in cursor}
+
+
+async def give_back_tallies(db: AsyncDatabase, claims: list[Claim]) -> None:
+    """Each claim's counts come off its tally, once: only while the tally still lists its order."""
+    await db.buyerTallies.bulk_write([
+        UpdateOne({"_id": c.tally_id, "orders": c.order_id}, {
+            "$inc": {"total": -sum(c.counts.values())} | {f"types.{t}": -n for t, n in c.counts.items()},
+            "$pull": {"orders": c.order_id},
+        })
+        for c in claims
+    ], ordered=False)

@@ -6,13 +6,16 @@ The order of steps is what makes a purchase safe:
 2. the buyer's own ACTIVE, unexpired session is required;
 3. the order is written PENDING, with the tickets it will issue (or FAILED at
    once, if the sale view shows a type short and a read of it confirms that);
-4. each item's stock is taken with the guarded counter; if one is short,
+4. the order is counted in the buyer's tally of the event, if the buyer's cap
+   leaves room for it, else it FAILS (app/orders/tallies.py); its count is
+   given back if a later step fails;
+5. each item's stock is taken with the guarded counter; if one is short,
    the ones taken are given back and the order FAILS (nothing issued):
    see app/orders/stock.py;
-5. the planned tickets are inserted, the order COMPLETES and the checkout
+6. the planned tickets are inserted, the order COMPLETES and the checkout
    ends, handing the slot to the next buyer.
 A crash between steps leaves an order PENDING: `repair` finishes it if its
-tickets are in, and undoes it if not.
+tickets are in, and undoes it (its tally given back) if not.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import NamedTuple
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
+from app import metrics
 from app.auth import Viewer, require_user
 from app.catalog import service as catalog
 from app.catalog.models import EventStatus, EventTicket
@@ -33,7 +37,7 @@ from app.checkout import service as checkout
 from app.checkout.models import CheckoutStatus
 from app.documents import parse_object_id
 from app.errors import Checker, DomainError, ErrorCode, Problem, fail
-from app.orders import codes, endings, stock
+from app.orders import codes, endings, stock, tallies
 from app.orders import repository as repo
 from app.orders.models import Failure, Order, OrderItem, OrderState, PlannedTicket, UserTicket
 from app.queue import service as queue
@@ -83,7 +87,9 @@ async def purchase_tickets(
     if len(types) < len(set(wanted)):  # a type the view does not hold (just added, or another event's)
         types = await catalog.ticket_types_by_id(rt, ids=wanted)
     now = now_ms()
-    order_items = _check_items(rt, items, types, event.id, now)
+    all_types = {t.id: t for t in event_types} | {t.id: t for t in types.values() if t.event_id == event.id}
+    caps = tallies.caps_of(event, list(all_types.values()), rt.settings.max_tickets_per_purchase)
+    order_items = _check_items(rt, items, types, event.id, now, caps)
     currencies = {types[i.ticket_type_id].currency for i in items}
     if len(currencies) > 1:
         raise fail(ErrorCode.VALIDATION, "one order is paid in one currency: buy these types separately", "input.items")
@@ -109,8 +115,19 @@ async def purchase_tickets(
         stock.count_refusal(shortage)
         raise DomainError(shortage)
 
-    ran_out = await stock.reserve_all(rt, order, types)
-    order, tickets = await finish_order(rt, order, stock_ran_out=ran_out, entry=entry)
+    over_cap = await tallies.take(rt, order=order, caps=caps)
+    if over_cap is not None:
+        # Stored under the key, as a shortage is: a twin, or a retry, gets this same answer.
+        failure = Failure(code=over_cap.code.value, message=over_cap.message, field=over_cap.field)
+        await repo.move(rt.db, order, OrderState.FAILED, now_ms(), {"failure": failure.model_dump()})
+        metrics.PURCHASES.labels("failed").inc()
+        raise DomainError(over_cap)
+    try:
+        ran_out = await stock.reserve_all(rt, order, types)
+        order, tickets = await finish_order(rt, order, stock_ran_out=ran_out, entry=entry)
+    except DomainError:  # the order FAILED (stock short, or undone by the repair): its count comes back
+        await tallies.give_back(rt, order=order)
+        raise
     return Purchased(order, tickets)
 
 
@@ -202,6 +219,7 @@ async def undo_abandoned_order(rt: Runtime, *, order: Order) -> bool:
     # A purchase still running may insert its tickets after our look: it takes them back itself
     # when it finds the order FAILED, and so do we, whichever comes last.
     await repo.delete_tickets(rt.db, [t.id for t in order.tickets])
+    await tallies.give_back(rt, order=order)
     return True
 
 
@@ -246,8 +264,10 @@ async def _no_checkout(rt: Runtime, event_id: str, user_id: str) -> DomainError:
 
 
 def _check_items(
-    rt: Runtime, items: list[PurchaseItem], types: dict[str, EventTicket], event_id: str, now: int
+    rt: Runtime, items: list[PurchaseItem], types: dict[str, EventTicket], event_id: str, now: int, caps: tallies.Caps
 ) -> list[OrderItem]:
+    """The order's items, or every reason the request is refused before anything is written
+    (an order bigger than a cap refuses itself, whatever the buyer holds)."""
     problems: list[Problem] = []
     order_items: list[OrderItem] = []
     for i, item in enumerate(items):
@@ -263,6 +283,8 @@ def _check_items(
             problems.append(Problem(
                 ErrorCode.PURCHASE_LIMIT_EXCEEDED, f"at most {ticket.max_per_purchase} {ticket.name} per purchase", f"{at}.quantity"
             ))
+        elif ticket.id in caps.by_type and item.quantity > (cap := caps.by_type[ticket.id].cap):
+            problems.append(Problem(ErrorCode.PURCHASE_LIMIT_EXCEEDED, f"at most {cap} {ticket.name} per buyer", f"{at}.quantity"))
         else:
             order_items.append(OrderItem(
                 ticketTypeId=ticket.id, type=ticket.type, quantity=item.quantity, unitPriceCents=ticket.price_cents
@@ -271,6 +293,10 @@ def _check_items(
     if total > rt.settings.max_tickets_per_purchase:
         problems.append(Problem(
             ErrorCode.PURCHASE_LIMIT_EXCEEDED, f"at most {rt.settings.max_tickets_per_purchase} tickets per purchase", "input.items"
+        ))
+    elif not problems and total > caps.total:  # said once: the limits above already name the excess
+        problems.append(Problem(
+            ErrorCode.PURCHASE_LIMIT_EXCEEDED, f"at most {caps.total} tickets per buyer for this event", "input.items"
         ))
     if problems:
         raise DomainError(*problems)

@@ -41,6 +41,12 @@ class UpdateVenueInput:
         return drafts.VenueDraft(**vars(self))
 
 
+BUYER_CAP = (
+    "Tickets one buyer may hold for this event across all orders, 1 to 100,000. Unset (null): one full "
+    "order, the sum of the ticket types' maxPerPurchase (and maxPerBuyer), at most MAX_TICKETS_PER_PURCHASE."
+)
+
+
 @strawberry.input
 class CreateEventInput:
     title: str
@@ -50,12 +56,23 @@ class CreateEventInput:
     venue_id: strawberry.ID
     starts_at: DateTime  # type: ignore[valid-type]
     ends_at: DateTime | None = None  # type: ignore[valid-type]
+    max_tickets_per_buyer: int | None = strawberry.field(default=None, description=BUYER_CAP)
 
     def to_draft(self) -> drafts.EventDraft:
         return drafts.EventDraft(
             title=self.title, description=self.description, artist_id=str(self.artist_id),
             artist_name=self.artist_name, venue_id=str(self.venue_id), starts_at=self.starts_at, ends_at=self.ends_at,
+            max_tickets_per_buyer=self.max_tickets_per_buyer,
         )
+
+
+@strawberry.input(description="Only the fields given change; a field given as null goes back to its default.")
+class UpdateEventInput:
+    max_tickets_per_buyer: int | None = strawberry.field(default=strawberry.UNSET, description=BUYER_CAP)
+
+    def to_changes(self) -> drafts.EventChanges:
+        given = frozenset(name for name, value in vars(self).items() if value is not strawberry.UNSET)
+        return drafts.EventChanges(given=given, **{name: getattr(self, name) for name in given})
 
 
 @strawberry.input
@@ -68,6 +85,9 @@ class TicketTypeInput:
     max_per_purchase: int | None = 10
     sale_starts_at: DateTime  # type: ignore[valid-type]
     sale_ends_at: DateTime  # type: ignore[valid-type]
+    max_per_buyer: int | None = strawberry.field(
+        default=None, description="Tickets of this type one buyer may hold across all orders, 1 to 100,000; "
+        "null: only the event's maxTicketsPerBuyer applies.")
 
     def to_draft(self) -> drafts.TicketTypeDraft:
         return drafts.TicketTypeDraft(
@@ -75,7 +95,7 @@ class TicketTypeInput:
             currency=self.currency if self.currency is not None else "USD",
             quantity_total=self.quantity_total,
             max_per_purchase=self.max_per_purchase if self.max_per_purchase is not None else 10,
-            sale_starts_at=self.sale_starts_at, sale_ends_at=self.sale_ends_at,
+            sale_starts_at=self.sale_starts_at, sale_ends_at=self.sale_ends_at, max_per_buyer=self.max_per_buyer,
         )
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import strawberry
 
 from app.api.catalog.gate import GateMutation
-from app.api.catalog.inputs import CreateEventInput, CreateTicketsInput, CreateVenueInput, UpdateVenueInput
+from app.api.catalog.inputs import (
+    CreateEventInput,
+    CreateTicketsInput,
+    CreateVenueInput,
+    UpdateEventInput,
+    UpdateVenueInput,
+)
 from app.api.catalog.types import CreateTicketsPayload, Event, EventPayload, EventTicket, Venue, VenuePayload
 from app.api.context import Info
 from app.api.errors import answer
@@ -35,6 +41,13 @@ class CatalogMutation(GateMutation):
         ctx = info.context
         return await answer(EventPayload, lambda: catalog.create_event(ctx.runtime, actor=ctx.viewer, draft=input.to_draft()),
                             lambda event: EventPayload(event=Event.from_model(event)))
+
+    @strawberry.mutation(description="Organizer who created the event: changes its settings (its cap per buyer).")
+    async def update_event(self, info: Info, id: strawberry.ID, input: UpdateEventInput) -> EventPayload:
+        ctx = info.context
+        return await answer(
+            EventPayload, lambda: catalog.update_event(ctx.runtime, actor=ctx.viewer, event_id=str(id), changes=input.to_changes()),
+            lambda event: EventPayload(event=Event.from_model(event)))
 
     @strawberry.mutation(description="M2, organizer: adds ticket types to an event; one per TicketType per event.")
     async def create_tickets(self, info: Info, input: CreateTicketsInput) -> CreateTicketsPayload:

@@ -78,6 +78,8 @@ class EventTicket:
     quantity_sold: int
     quantity_remaining: int
     max_per_purchase: int
+    max_per_buyer: int | None = strawberry.field(
+        description="Tickets of this type one buyer may hold across all orders; null: only the event's cap.")
     sale_starts_at: DateTime  # type: ignore[valid-type]
     sale_ends_at: DateTime  # type: ignore[valid-type]
     on_sale: bool = strawberry.field(
@@ -91,7 +93,7 @@ class EventTicket:
             id=strawberry.ID(t.id), event_id=strawberry.ID(t.event_id), type=t.type, name=t.name,
             price_cents=t.price_cents, currency=t.currency, quantity_total=t.quantity_total,
             quantity_sold=t.quantity_sold, quantity_remaining=t.quantity_remaining,
-            max_per_purchase=t.max_per_purchase, sale_starts_at=from_ms(t.sale_starts_at_utc),
+            max_per_purchase=t.max_per_purchase, max_per_buyer=t.max_per_buyer, sale_starts_at=from_ms(t.sale_starts_at_utc),
             sale_ends_at=from_ms(t.sale_ends_at_utc), on_sale=t.on_sale(now_ms(), status),
         )
 
@@ -136,6 +138,12 @@ class Event:
     def ticket_types(self, info: Info) -> list[EventTicket]:
         cancelled = self.model.status is models.EventStatus.CANCELLED
         return self._from_tickets(info, lambda tickets: [EventTicket.from_model(t, event_cancelled=cancelled) for t in tickets])
+
+    @strawberry.field(description="Tickets one buyer may hold for this event across all orders: the "
+                      "organizer's cap, else one full order (0 while the event has no ticket types).")
+    def max_tickets_per_buyer(self, info: Info) -> int:
+        most = info.context.settings.max_tickets_per_purchase
+        return self._from_tickets(info, lambda tickets: self.model.buyer_cap(tickets, most))
 
     @strawberry.field
     def tickets_remaining(self, info: Info) -> int:
