@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     rate_limit_burst: float = Field(50_000, gt=0)
     checkin_per_second: float = Field(5, gt=0)
     checkin_burst: float = Field(20, gt=0)
+    # Websockets (app/api/sockets.py), per API process: open at once per client (user, or address
+    # anonymously), over them closed with 4429; operations running at once on one socket.
+    max_sockets_per_client: int = Field(20, ge=1)
+    max_subscriptions_per_socket: int = Field(100, ge=1)
     port: int = Field(8000, ge=0, le=65535)
     host: str = "127.0.0.1"
     # Unset means "start the embedded server" (only `make run` / `python -m app dev` does).

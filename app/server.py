@@ -77,6 +77,8 @@ def create_app(
         allowed_origins=settings.allowed_origins,
         graphiql_headers=graphiql_headers,
         graphql_ide="graphiql" if graphiql else None,
+        sockets_per_client=settings.max_sockets_per_client,
+        max_subscriptions_per_connection=settings.max_subscriptions_per_socket,
     )
     app.router.add_route("*", "/graphql", view)
     if graphiql:

@@ -42,7 +42,7 @@ def first_bad_text(value: object, path: str = "") -> tuple[str, str] | None:
         return (path, problem) if problem else None
     if isinstance(value, dict):
         for key, item in value.items():
-            found = first_bad_text(key, path) if isinstance(key, str) and text_problem(key) else None
+            found = first_bad_text(key, path) if isinstance(key, str) else None
             found = found or first_bad_text(item, f"{path}.{key}" if path else str(key))
             if found:
                 return found

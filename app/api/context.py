@@ -31,6 +31,8 @@ class Context:
     response: Any = None
     # Set by Strawberry on websockets from the `connection_init` payload.
     connection_params: dict[str, Any] | None = None
+    # On a websocket: the client key it is counted under (app/api/sockets.py), until it ends.
+    socket_client: str | None = None
     _ticket_types: DataLoader[str, list[EventTicket]] | None = field(default=None, init=False, repr=False)
     _events: DataLoader[str, Event | None] | None = field(default=None, init=False, repr=False)
 

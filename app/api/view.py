@@ -15,9 +15,11 @@ from aiohttp import hdrs, web
 from cross_web import HTTPException
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
 from app.api.context import Context
+from app.api.sockets import TOO_MANY_SOCKETS, LegacyWSHandler, SocketCounts, TransportWSHandler
 from app.appkeys import DB, FEEDS, JWT_SECRET, RUNTIME, SETTINGS
 from app.auth import ANONYMOUS, viewer_from_authorization
 from app.config import Settings
@@ -49,12 +51,18 @@ def render_graphiql(default_headers: dict[str, str] | None = None) -> str:
 
 
 class TicketingGraphQLView(GraphQLView):
-    """Builds each request's `Context` and serves our offline GraphiQL page."""
+    """Builds each request's `Context`, limits websockets and serves our offline GraphiQL page."""
 
-    def __init__(self, *args: Any, graphiql_headers: dict[str, str] | None = None, **kwargs: Any) -> None:
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
+    def __init__(
+        self, *args: Any, graphiql_headers: dict[str, str] | None = None, sockets_per_client: int = 20, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._graphiql_html = render_graphiql(graphiql_headers)
         self._expiries = SocketExpiries()
+        self.socket_counts = SocketCounts(sockets_per_client)
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         """As Strawberry's, but a refused request (bad JSON, unknown operation name,
@@ -85,19 +93,34 @@ class TicketingGraphQLView(GraphQLView):
         No `authorization` means an anonymous connection; one that does not
         verify (expired, forged, malformed) is refused at connect time: close
         4403 on graphql-transport-ws, `connection_error` on legacy graphql-ws.
+        A client with as many sockets open as it may is refused with close 4429.
         """
         params = context.connection_params or {}
         header = params.get("authorization", params.get("Authorization"))
-        if header is None:
-            return UNSET
-        secret = context.request.app[JWT_SECRET] if context.request is not None else None
-        viewer = viewer_from_authorization(secret, header if isinstance(header, str) else "invalid")
-        if viewer.token_error:
-            raise ConnectionRejectionError({"message": viewer.token_error, "code": "UNAUTHENTICATED"})
-        context.viewer = viewer
-        if viewer.expires_at is not None and isinstance(context.response, web.WebSocketResponse):
-            self._expiries.add(context.response, viewer.expires_at)
+        if header is not None:
+            secret = context.request.app[JWT_SECRET] if context.request is not None else None
+            viewer = viewer_from_authorization(secret, header if isinstance(header, str) else "invalid")
+            if viewer.token_error:
+                raise ConnectionRejectionError({"message": viewer.token_error, "code": "UNAUTHENTICATED"})
+            context.viewer = viewer
+        await self._count_socket(context)
+        if context.viewer.expires_at is not None and isinstance(context.response, web.WebSocketResponse):
+            self._expiries.add(context.response, context.viewer.expires_at)
         return UNSET
+
+    async def _count_socket(self, context: Context) -> None:
+        key = context.client_key
+        if self.socket_counts.open(key):
+            context.socket_client = key  # uncounted by the protocol handler when the socket ends
+            return
+        limit = self.socket_counts.limit
+        reason = f"too many open sockets for this client ({limit}): close one first"
+        # graphql-transport-ws closes a rejection with 4403, which means a bad token: closed here
+        # with our own code first. Legacy graphql-ws sends the payload as `connection_error`.
+        socket = context.response
+        if isinstance(socket, web.WebSocketResponse) and socket.ws_protocol == GRAPHQL_TRANSPORT_WS_PROTOCOL:
+            await socket.close(code=TOO_MANY_SOCKETS, message=reason.encode())
+        raise ConnectionRejectionError({"message": reason, "code": "RATE_LIMITED"})
 
     def decode_json(self, data: str | bytes) -> object:
         """As Strawberry's, but JSON nested too deep to decode is malformed JSON like any other:

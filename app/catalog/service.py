@@ -21,6 +21,7 @@ from pymongo.errors import DuplicateKeyError
 from app.auth import Viewer, require_role
 from app.catalog import repository as repo
 from app.catalog import sale_view, search, search_reads, turns
+from app.catalog.dedupe import dedupe_key
 from app.catalog.inputs import (
     EventChanges,
     EventDraft,
@@ -115,11 +116,6 @@ async def list_venues(rt: Runtime, *, city: str | None, first: int) -> list[Venu
 # --- events -----------------------------------------------------------------
 
 
-def slug(text: str) -> str:
-    """A title's slug for the dedupe key: folded words joined by '-'."""
-    return "-".join(search.words(text))
-
-
 async def create_event(rt: Runtime, *, actor: Viewer, draft: EventDraft) -> Event:
     """Create an event at a venue, snapshotting the venue as it is now."""
     organizer_id = require_role(actor, "organizer")
@@ -144,7 +140,9 @@ async def create_event(rt: Runtime, *, actor: Viewer, draft: EventDraft) -> Even
         searchTokens=search.index_tokens(values["title"], values["artist_name"], venue.name, venue.city),
         searchRanks=search.ranked_tokens(
             {"title": values["title"], "artist": values["artist_name"], "venue": venue.name, "city": venue.city}),
-        dedupeKey=f"{values['artist_id']}:{venue.id}:{values['start']}:{slug(values['title'])}",
+        dedupeKey=dedupe_key(
+            organizer_id=organizer_id, artist_id=values["artist_id"], venue_id=venue.id, start=values["start"],
+            title=values["title"]),
         organizerId=organizer_id,
         createdAtUtc=now_ms(),
         maxTicketsPerBuyer=draft.max_tickets_per_buyer,
@@ -153,7 +151,7 @@ async def create_event(rt: Runtime, *, actor: Viewer, draft: EventDraft) -> Even
         await repo.insert_event(rt.db, event)
     except DuplicateKeyError:
         raise fail(
-            ErrorCode.DUPLICATE_EVENT, "this artist already has an event with this title at this venue and time"
+            ErrorCode.DUPLICATE_EVENT, "you already have an event of this artist with this title at this venue and time"
         ) from None
     return event
 

@@ -206,6 +206,33 @@ async def test_concurrent_identical_creates_make_one_event(api, organizer):
     assert await _events_written(api) == 5
 
 
+async def test_two_organizers_may_publish_the_same_show_at_one_venue(api, organizer, other_organizer):
+    """Issue 10, finding 6: orgB publishing orgA's show first used to make orgA's own DUPLICATE_EVENT."""
+    venue = await create_venue(api, organizer)
+    show = {"input": event_input(venue["id"])}
+    theirs = (await api.ok("CreateEvent", show, other_organizer))["event"]
+    mine = (await api.ok("CreateEvent", show, organizer))["event"]
+    assert mine["id"] != theirs["id"]
+    for token in (organizer, other_organizer):
+        payload = await api.mutate("CreateEvent", show, token)
+        assert payload["event"] is None
+        assert [e["code"] for e in payload["errors"]] == ["DUPLICATE_EVENT"]
+    owners = sorted([d["organizerId"] async for d in api.db.events.find({}, projection={"organizerId": 1})])
+    assert owners == ["org-1", "org-2"]
+
+
+async def test_concurrent_creates_of_one_show_give_one_event_per_organizer(api, organizer, other_organizer):
+    venue = await create_venue(api, organizer)
+    show = {"input": event_input(venue["id"])}
+    bodies = await asyncio.gather(*(api.op("CreateEvent", show, token) for token in [organizer, other_organizer] * 3))
+    payloads = [body["data"]["createEvent"] for body in bodies]
+    created = [p["event"]["id"] for p in payloads if p["event"]]
+    refused = [e["code"] for p in payloads for e in p["errors"]]
+    assert len(created) == 2 and refused == ["DUPLICATE_EVENT"] * 4, payloads
+    owners = sorted([d["organizerId"] async for d in api.db.events.find({}, projection={"organizerId": 1})])
+    assert owners == ["org-1", "org-2"]
+
+
 async def test_event_is_null_for_unknown_and_malformed_ids(api, organizer):
     await create_event(api, organizer)
     for event_id in ["0" * 24, "5f9d1c2e8b3a4d6e7f801234", "not-an-id", "", "x" * 24, "abcdefghijkl"]:
@@ -261,5 +288,5 @@ async def test_stored_event_keeps_utc_milliseconds_and_a_dedupe_key(api, organiz
     assert doc["startAtUtc"] == 1910374200000
     assert doc["endAtUtc"] == 1910374200000 + int(timedelta(hours=3).total_seconds() * 1000)
     assert doc["status"] == "UPCOMING"
-    assert doc["dedupeKey"] == f"artist-beyonce:{venue['id']}:1910374200000:renaissance-world-tour"
+    assert doc["dedupeKey"] == f"org-1:artist-beyonce:{venue['id']}:1910374200000:renaissance-world-tour"
     assert doc["venue"]["name"] == "Wembley Stadium"

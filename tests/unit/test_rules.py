@@ -8,8 +8,9 @@ import pytest
 
 from app.api.scalars import parse_datetime, serialize_datetime
 from app.auth import issue_token, require_role, viewer_from_authorization
+from app.catalog.dedupe import slug
 from app.catalog.models import EventStatus, EventTicket, TicketType, derive_status
-from app.catalog.service import decode_cursor, slug
+from app.catalog.service import decode_cursor
 from app.errors import DomainError, ErrorCode
 from app.timeutil import from_ms, to_ms
 

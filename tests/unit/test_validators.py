@@ -137,3 +137,14 @@ def test_text_is_letters_of_any_script_tabs_and_newlines_and_nothing_that_hides_
     assert first_bad_text({"input": {"items": [{"name": "ok"}, {"name": "b\x00d"}]}}) == (
         "input.items.1.name", "holds a control character (U+0000) at position 1")
     assert first_bad_text({"input": {"name": "ok", "n": 3, "tags": ["a", None]}}) is None
+
+
+def test_a_bad_key_is_reported_at_its_dict_and_checked_once(monkeypatch):
+    import app.text as text
+
+    checked: list[str] = []
+    real = text.text_problem
+    monkeypatch.setattr(text, "text_problem", lambda value: checked.append(value) or real(value))
+    assert text.first_bad_text({"input": {"b\u202ed": "fine"}}) == (
+        "input", "holds a bidirectional control character (U+202E) at position 1")
+    assert checked == ["input", "b\u202ed"]  # each key once; the bad key's value never

@@ -34,8 +34,8 @@ class CatalogMutation(GateMutation):
             lambda venue: VenuePayload(venue=Venue.from_model(venue)))
 
     @strawberry.mutation(
-        description="M1, organizer: snapshots the venue; a second event with the same artist, venue, start and "
-        "title slug is DUPLICATE_EVENT."
+        description="M1, organizer: snapshots the venue; a second event of the same organizer with the same artist, "
+        "venue, start and title slug is DUPLICATE_EVENT."
     )
     async def create_event(self, info: Info, input: CreateEventInput) -> EventPayload:
         ctx = info.context
