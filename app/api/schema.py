@@ -11,8 +11,9 @@ import strawberry
 from aiohttp import web
 from graphql import (ASTValidationRule, DocumentNode, FragmentDefinitionNode, GraphQLError, NoSchemaIntrospectionCustomRule,
                      execute, get_operation_ast, parse,
-                     specified_rules, subscribe, validate)
+                     specified_rules, validate)
 from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql.execution import create_source_event_stream, execute_subscription_event
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionResult
@@ -34,6 +35,7 @@ from app.api.catalog.queries import CatalogQuery
 from app.api.context import Context
 from app.api.errors import log_errors, make_public
 from app.api.execution import Executor
+from app.api.flat_results import flat_shape
 from app.api.scalars import DATETIME_SCALAR, DateTime
 from app.api.cost import MAX_COST, operation_cost
 from app.api.text_inputs import literal_problem, text_error
@@ -159,17 +161,26 @@ class Schema(strawberry.Schema):
         self, document: DocumentNode, variable_values: dict[str, Any] | None, context_value: Any,
         root_value: Any, operation_name: str | None,
     ) -> AsyncGenerator[ExecutionResult, None]:
-        """Strawberry's subscription stream, results and errors alike, without its extensions."""
-        source = await await_maybe(subscribe(
-            self._schema, document, root_value=root_value, context_value=context_value,
-            variable_values=variable_values, operation_name=operation_name,
-            executor_class=self.execution_context_class,
-        ))
-        if isinstance(source, GraphQLExecutionResult):  # refused before it started: variables, resolver
+        """Strawberry's subscription stream, results and errors alike, without its extensions:
+        graphql-core's `subscribe` composed by hand, so that an event of a flat selection is
+        shaped directly (app/api/flat_results.py) and any other executes as `subscribe` would."""
+        executor = self.execution_context_class.build(
+            self._schema, document, root_value, context_value, variable_values, operation_name)
+        if isinstance(executor, list):  # variables refused
+            yield self._public(PreExecutionError(data=None, errors=executor))
+            return
+        source = await await_maybe(create_source_event_stream(executor))
+        if isinstance(source, GraphQLExecutionResult):  # refused before it started: the resolver raised
             yield self._public(PreExecutionError(data=None, errors=source.errors))
             return
+        shape = flat_shape(executor)
         try:
-            async for event in source:
+            async for payload in source:
+                data = shape(payload) if shape is not None else None
+                if data is not None:
+                    yield ExecutionResult(data=data, errors=None)
+                    continue
+                event = await await_maybe(execute_subscription_event(executor.build_per_event_executor(payload)))
                 yield self._public(ExecutionResult(data=event.data, errors=event.errors))
         except Exception as error:  # noqa: BLE001 - as Strawberry: graphql-core raises what a resolver raised
             coerced = error if isinstance(error, GraphQLError) else GraphQLError(str(error), original_error=error)
