@@ -2,14 +2,13 @@
 
 Every collection of DESIGN section 2 and each of its indexes is declared in
 `INDEXES` below, so the whole data model can be read in one place, and is
-created idempotently at start-up by `ensure_indexes`, which then runs the data
-migrations an upgrade needs (`MIGRATIONS`), each once per database. Only a
-domain's repository reads or writes its collections.
+created idempotently at start-up by `ensure_indexes`. Only a domain's
+repository reads or writes its collections.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
@@ -18,9 +17,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 from pymongo.monitoring import CommandListener
 from pymongo.uri_parser import parse_uri
-
-from app.catalog import dedupe
-from app.timeutil import now_ms
 
 DEFAULT_DATABASE = "ticketing"
 
@@ -109,34 +105,14 @@ def get_database(client: AsyncMongoClient, uri: str) -> AsyncDatabase:
 OBSOLETE_INDEXES = {"events": ["searchTokens_startAtUtc"]}
 
 
-# Rewrites of stored documents an upgrade needs, by name. Each runs until it completes once;
-# its marker in `migrations` then spares every later start anything but one read. A step must
-# be safe to run again (it touches only documents still on the old form) and by two processes at once.
-MIGRATIONS: dict[str, Callable[[AsyncDatabase], Awaitable[int]]] = {
-    "events.dedupeKey.organizer": dedupe.migrate_keys,
-}
-
-
 async def ensure_indexes(db: AsyncDatabase) -> None:
-    """Create every collection index of the data model, drop obsolete ones, run pending migrations;
-    safe to run on every start."""
+    """Create every collection index of the data model and drop obsolete ones; safe to run on every start."""
     for collection, models in INDEXES.items():
         await db[collection].create_indexes(models)
     for collection, names in OBSOLETE_INDEXES.items():
         existing = {ix["name"] async for ix in await db[collection].list_indexes()}
         for name in existing.intersection(names):
             await db[collection].drop_index(name)
-    await migrate(db)
-
-
-async def migrate(db: AsyncDatabase) -> list[str]:
-    """Run every migration without a marker, after the indexes that guard its writes; their names."""
-    done = {doc["_id"] async for doc in db.migrations.find({}, projection={"_id": 1})}
-    ran = [name for name in MIGRATIONS if name not in done]
-    for name in ran:
-        await MIGRATIONS[name](db)
-        await db.migrations.update_one({"_id": name}, {"$setOnInsert": {"doneAtUtc": now_ms()}}, upsert=True)
-    return ran
 
 
 async def ping(db: AsyncDatabase) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -44,26 +44,10 @@ async def insert_event(db: AsyncDatabase, event: Event) -> None:
     await db.events.insert_one(event.to_doc())
 
 
-DEDUPE_FIELDS = {"organizerId": 1, "artistId": 1, "venue.venueId": 1, "startAtUtc": 1, "dedupeKey": 1}
-
-
-def dedupe_fields(db: AsyncDatabase):
-    """Every event's dedupe key and the fields it is made of (a scan: run once, by the migration)."""
-    return db.events.find({"organizerId": {"$type": "string"}, "dedupeKey": {"$type": "string"}},
-                          projection=DEDUPE_FIELDS)
-
-
-async def set_dedupe_keys(db: AsyncDatabase, changes: list[tuple[Any, str, str]]) -> tuple[int, int]:
-    """Rewrite each (id, old key, new key) still holding its old key; (rewritten, refused as duplicates)."""
-    requests = [UpdateOne({"_id": i, "dedupeKey": old}, {"$set": {"dedupeKey": new}}) for i, old, new in changes]
-    try:
-        result = await db.events.bulk_write(requests, ordered=False)
-    except BulkWriteError as error:
-        failures = error.details.get("writeErrors", [])
-        if any(f.get("code") != DUPLICATE_KEY for f in failures):
-            raise
-        return error.details.get("nModified", 0), len(failures)
-    return result.modified_count, 0
+async def organizer_holding_key(db: AsyncDatabase, key: str) -> str | None:
+    """The organizer of the event holding the dedupe key `key`, if one does."""
+    doc = await db.events.find_one({"dedupeKey": key}, projection={"organizerId": 1})
+    return doc["organizerId"] if doc else None
 
 
 # What an event read leaves behind: the search's tokens (about a hundred strings an event) and

@@ -21,7 +21,7 @@ from pymongo.errors import DuplicateKeyError
 from app.auth import Viewer, require_role
 from app.catalog import repository as repo
 from app.catalog import sale_view, search, search_reads, turns
-from app.catalog.dedupe import dedupe_key
+from app.catalog.dedupe import dedupe_key, legacy_key
 from app.catalog.inputs import (
     EventChanges,
     EventDraft,
@@ -147,12 +147,15 @@ async def create_event(rt: Runtime, *, actor: Viewer, draft: EventDraft) -> Even
         createdAtUtc=now_ms(),
         maxTicketsPerBuyer=draft.max_tickets_per_buyer,
     )
+    duplicate = fail(
+        ErrorCode.DUPLICATE_EVENT, "you already have an event of this artist with this title at this venue and time")
+    legacy = legacy_key(artist_id=values["artist_id"], venue_id=venue.id, start=values["start"], title=values["title"])
+    if await repo.organizer_holding_key(rt.db, legacy) == organizer_id:  # stored before keys named the organizer
+        raise duplicate
     try:
         await repo.insert_event(rt.db, event)
     except DuplicateKeyError:
-        raise fail(
-            ErrorCode.DUPLICATE_EVENT, "you already have an event of this artist with this title at this venue and time"
-        ) from None
+        raise duplicate from None
     return event
 
 
