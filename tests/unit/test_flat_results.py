@@ -98,6 +98,12 @@ class ToySubscription:
         for n in range(3):
             yield Thing(plain=n)
 
+    @strawberry.subscription
+    async def broken(self) -> AsyncGenerator[Thing, None]:
+        yield Thing(plain=1)
+        yield Thing(plain=None)  # type: ignore[arg-type]  # what the type forbids
+        yield Thing(plain=2)
+
 
 TOY = Schema(query=ToyQuery, subscription=ToySubscription, fast_rules=[], execution_context_class=Executor)
 
@@ -120,3 +126,14 @@ async def test_a_flat_subscription_builds_no_executor_per_event(monkeypatch):
         field = query.split("{")[2].split()[0]
         assert [r.data for r in results] == [{"things": {field: n * (2 if field == "computed" else 1)}} for n in range(3)]
         assert len(built) == executed, built
+
+
+async def test_an_event_the_shape_cannot_vouch_for_is_executed_and_says_why(monkeypatch):
+    built = []
+    original = Executor.build_per_event_executor
+    monkeypatch.setattr(Executor, "build_per_event_executor", lambda self, p: built.append(p) or original(self, p))
+    results = [r async for r in await TOY.stream("subscription { broken { plain } }")]
+    assert [r.data for r in results] == [{"broken": {"plain": 1}}, None, {"broken": {"plain": 2}}]
+    (error,) = results[1].errors  # the executor's own error, made public as every one is
+    assert error.path == ["broken", "plain"] and error.extensions["code"] == "INTERNAL_SERVER_ERROR"
+    assert len(built) == 1  # the executor, rebuilt for that event alone
