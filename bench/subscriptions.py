@@ -75,16 +75,20 @@ class _Api:
         return result
 
 
-async def _until(sub: Subscription, wanted: Callable[[dict], bool], deadline: float) -> float | None:
-    """When (monotonic) `sub` first showed an entry for which `wanted` holds; None if not by `deadline`."""
-    while True:
-        try:
-            payload = await asyncio.wait_for(sub.next(), max(0.0, deadline - time.monotonic()))
-        except TimeoutError:
-            return None
-        entry = (payload.get("data") or {}).get("queueUpdates")
-        if entry and wanted(entry):
-            return time.monotonic()
+def _watch(sub: Subscription, wanted: Callable[[dict], bool]) -> asyncio.Future[float | None]:
+    """When (monotonic) `sub` first shows an entry for which `wanted` holds (None if it ends first)."""
+    return sub.first(lambda payload: _shows(payload, wanted))
+
+
+async def _heard(watched: list[asyncio.Future[float | None]], deadline: float) -> list[float | None]:
+    """Each watch's time, None for those not heard by `deadline`."""
+    await asyncio.wait(watched, timeout=max(0.0, deadline - time.monotonic()))
+    return [w.result() if w.done() else None for w in watched]
+
+
+def _shows(payload: dict, wanted: Callable[[dict], bool]) -> bool:
+    entry = (payload.get("data") or {}).get("queueUpdates")
+    return bool(entry) and wanted(entry)
 
 
 async def _measure(config: SubscriptionsConfig, port: int, pid: int, sale: Sale) -> dict[str, Any]:
@@ -116,12 +120,11 @@ async def _measure(config: SubscriptionsConfig, port: int, pid: int, sale: Sale)
         # The buyer at the front leaves: every other position drops by one.
         places = [f["position"] for f in firsts]
         front = places.index(1)
+        watched = [_watch(s, lambda e, p=p: e["position"] == p - 1)
+                   for n, (s, p) in enumerate(zip(subs, places, strict=True)) if n != front]
         changed = time.monotonic()
         await api.call("LeaveQueue", waiting[front])
-        deadline = changed + 10
-        heard = await asyncio.gather(*(
-            _until(s, lambda e, p=p: e["position"] == p - 1, deadline)
-            for n, (s, p) in enumerate(zip(subs, places, strict=True)) if n != front))
+        heard = await _heard(watched, changed + 10)
         late = [h for h in heard if h is None]
         slowest = max((h - changed for h in heard if h is not None), default=None)
 
@@ -130,12 +133,12 @@ async def _measure(config: SubscriptionsConfig, port: int, pid: int, sale: Sale)
         before_answer = []
         for round_ in range(1, config.admissions + 1):
             nxt = by_place[round_]
-            pushed = asyncio.ensure_future(_until(subs[nxt], lambda e: e["status"] == "ADMITTED", time.monotonic() + 10))
+            pushed = _watch(subs[nxt], lambda e: e["status"] == "ADMITTED")
             await api.call("PurchaseTickets", buyer, {"input": {
                 "eventId": sale.event_id, "idempotencyKey": f"round-{round_}",
                 "items": [{"ticketTypeId": sale.ticket_type_id, "quantity": 1}]}})
             answered = time.monotonic()
-            at = await pushed
+            (at,) = await _heard([pushed], answered + 10)
             before_answer.append(at is not None and at <= answered)
             buyer = waiting[nxt]
             await api.call("StartCheckout", buyer)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
@@ -23,6 +25,8 @@ class Subscription:
         self.ws = ws
         self.received = 0
         self._inbox: asyncio.Queue[dict | None] = asyncio.Queue()
+        # (wanted, future): the reader itself tests each result as it arrives (see `first`).
+        self._watch: tuple[Callable[[dict], bool], asyncio.Future[float | None]] | None = None
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
@@ -61,7 +65,11 @@ class Subscription:
                     await self.ws.send_json({"type": "pong"})
                 elif kind == "next":
                     self.received += 1
-                    self._inbox.put_nowait(body["payload"])
+                    if self._watch is None:
+                        self._inbox.put_nowait(body["payload"])
+                    elif self._watch[0](body["payload"]):
+                        self._watch[1].set_result(time.monotonic())
+                        self._watch = None
                 elif kind == "error":
                     errors = body.get("payload")
                     self._inbox.put_nowait({"data": None, "errors": errors if isinstance(errors, list) else [errors]})
@@ -69,6 +77,9 @@ class Subscription:
                     break
         finally:
             self._inbox.put_nowait(None)
+            if self._watch is not None:
+                self._watch[1].set_result(None)
+                self._watch = None
 
     async def next(self) -> dict:
         """The next result payload ({"data": ..., "errors": ...}); SubscriptionEnded when there is none."""
@@ -77,6 +88,25 @@ class Subscription:
             self._inbox.put_nowait(None)  # every later call ends too
             raise SubscriptionEnded(f"subscription ended (close code {self.ws.close_code})")
         return payload
+
+    def first(self, wanted: Callable[[dict], bool]) -> asyncio.Future[float | None]:
+        """When (monotonic) the first result for which `wanted` holds arrived, among those not yet
+        read and those to come; the results before it are consumed; None if the stream ends first.
+
+        The reader tests each result as it arrives: no task, queue hop or timer per result, so
+        that ten thousand of them measure the server's pushes rather than this client's loop."""
+        future: asyncio.Future[float | None] = asyncio.get_running_loop().create_future()
+        while not self._inbox.empty():
+            payload = self._inbox.get_nowait()
+            if payload is None:
+                self._inbox.put_nowait(None)
+                future.set_result(None)
+                return future
+            if wanted(payload):
+                future.set_result(time.monotonic())
+                return future
+        self._watch = (wanted, future)
+        return future
 
     async def close(self) -> None:
         self._reader.cancel()
