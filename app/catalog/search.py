@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from functools import lru_cache
 
 import snowballstemmer
 
@@ -41,7 +42,10 @@ def words(text: str | None) -> list[str]:
     return _WORD.findall(folded)
 
 
+@lru_cache(maxsize=100_000)
 def stem(word: str) -> str:
+    """The word's Snowball stem (remembered: a search ranks each result by stemming its fields' words,
+    and a catalog's words are few next to its events)."""
     return _stemmer.stemWord(word)
 
 

@@ -10,8 +10,8 @@ SecantusDB reads every index entry whose start is in the range asked, then
 sorts them (DESIGN section 6): one open range over a word in every tenth event
 read thousands. (It also answers `$in` on the tokens, or a filter on a second
 array, with a collection scan: each read names one ranked token.) So a search
-reads every score's first two days at once; a score with none there is held by
-few events and is read open-ended; a score with some is read on, best score
+reads the best score's first two days, and if they cannot fill the page, every
+other score's at once; a score with none there is held by few events and is read open-ended; a score with some is read on, best score
 first, in windows sized from the density seen to hold what is still needed. A
 search reads about as many entries as it returns, however many events match.
 
@@ -63,11 +63,10 @@ async def leading_first(db: AsyncDatabase, terms: list[str], city: str | None, b
         return terms
     side = _Side(bound, latest_first=False)
     starts = side.between(bound, side.step(bound, PROBE_WINDOW_MS))
-    seen = {}
-    for term in terms:
-        reads = [repo.ranked_events(db, repo.ranked_query(search.rank_token(score, term), city, starts),
-                                    latest_first=False, limit=0) for score in DENSITY_SCORES]
-        seen[term] = sum(len(found) for found in await asyncio.gather(*reads))
+    reads = [repo.ranked_events(db, repo.ranked_query(search.rank_token(score, term), city, starts),
+                                latest_first=False, limit=0) for term in terms for score in DENSITY_SCORES]
+    found = iter(await asyncio.gather(*reads))
+    seen = {term: sum(len(next(found)) for _ in DENSITY_SCORES) for term in terms}
     return sorted(terms, key=lambda t: seen[t])  # stable: the longest first among equals
 
 
@@ -76,14 +75,18 @@ async def best(db: AsyncDatabase, wanted: Wanted, bound: int, limit: int, *, lat
     side = _Side(bound, latest_first)
     ranks = [search.rank_token(score, wanted.terms[0]) for score in search.TERM_SCORES]
     first_end = side.step(bound, FIRST_WINDOW_MS)
-    # Every score's first window at once: which have events near the bound, and how densely.
-    firsts = await asyncio.gather(*(_read(db, wanted, rank, side.between(bound, first_end), side, limit)
-                                    for rank in ranks))
+    # The best score first: a common word fills a page from it alone, and each read costs the
+    # database even when it finds nothing.
+    firsts = [await _read(db, wanted, ranks[0], side.between(bound, first_end), side, limit)]
     picked: list[Event] = []
-    for rank, (tier, held) in zip(ranks, firsts, strict=True):
+    for n, rank in enumerate(ranks):
         need = limit - len(picked)
         if need <= 0:
             break
+        if n == len(firsts):  # it did not: every other score's first window at once, and how dense
+            firsts += await asyncio.gather(*(_read(db, wanted, r, side.between(bound, first_end), side, limit)
+                                             for r in ranks[1:]))
+        tier, held = firsts[n]
         tier = tier[:need]
         if not held:  # no event near the bound holds it: few do, read them at once
             tier = (await _read(db, wanted, rank, side.beyond(first_end), side, need))[0]
