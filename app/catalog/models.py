@@ -77,8 +77,9 @@ class Event(Document):
     closed_through: int = Field(0, alias="closedThrough")
     # The last write to the queue's counters: the repair leaves a busy queue's counters alone.
     queue_activity_at_utc: int | None = Field(None, alias="queueActivityAtUtc")
-    search_tokens: list[str] = Field(default_factory=list, alias="searchTokens")
-    # The same tokens, each prefixed by the score it earns as a query term here (catalog/search.py).
+    # Each token the event is findable by (catalog/search.py `index_tokens`), prefixed by the score
+    # it earns as a query term here. (Events stored before issue 9 also hold them bare, as
+    # `searchTokens`, which nothing reads any more.)
     search_ranks: list[str] = Field(default_factory=list, alias="searchRanks")
     dedupe_key: str = Field(alias="dedupeKey")
     organizer_id: str = Field(alias="organizerId")

@@ -101,18 +101,18 @@ def ranked_query(rank: str, city: str | None, starts: dict[str, int]) -> dict[st
 
 
 async def ranked_events(db: AsyncDatabase, query: dict[str, Any], *, latest_first: bool, limit: int) -> list[Event]:
-    """At most `limit` (0: all) events matching a `ranked_query`, in start order (latest first if
-    asked), with their search tokens (a search of several words checks the others on them)."""
+    """At most `limit` (0: all) events matching a `ranked_query`, in start order (latest first if asked)."""
     direction = DESCENDING if latest_first else ASCENDING
     # Whole documents: SecantusDB deep-copies a document to project it, which costs it more
     # than sending the fields a search does not need (a third of its time per document).
     cursor = db.events.find(query).sort([("startAtUtc", direction), ("_id", direction)]).limit(limit)
-    return [Event.from_doc(_without_ranks(d)) async for d in cursor]
+    return [Event.from_doc(_without_tokens(d)) async for d in cursor]
 
 
-def _without_ranks(doc: dict[str, Any]) -> dict[str, Any]:
+def _without_tokens(doc: dict[str, Any]) -> dict[str, Any]:
     # The ranked tokens served the find; building them into the model cost more than the find's rest.
     doc.pop("searchRanks", None)
+    doc.pop("searchTokens", None)
     return doc
 
 

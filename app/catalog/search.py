@@ -1,12 +1,15 @@
-"""The portable search index: normalised word tokens on every event.
+"""The portable search index: normalised word tokens of every event, ranked.
 
-Each event stores `searchTokens`: the lower-cased, accent-folded words of its
-title, artist, venue name and city, their Snowball stems, and every prefix of
-two letters or more (for type-ahead). A multikey index on the tokens makes a
-query an index scan on any MongoDB-compatible server. A query matches events
-that hold every query term; ranking happens here, on the few matches, from
-the event's own fields: whole words above prefixes, title above artist above
-venue above city, then earlier start first.
+An event is findable by its `index_tokens`: the lower-cased, accent-folded
+words of its title, artist, venue name and city, their Snowball stems, and
+every prefix of two letters or more (for type-ahead). It stores each of them
+once, prefixed by the score the token earns as a query term in it
+(`searchRanks`, `ranked_tokens`); a multikey index on them makes a query an
+index scan on any MongoDB-compatible server (catalog/search_reads.py). A query
+matches events that hold every query term (`holds`, checked on the event's
+own fields for the terms after the first); ranking comes from those fields:
+whole words above prefixes, title above artist above venue above city, then
+earlier start first.
 """
 
 from __future__ import annotations
@@ -60,6 +63,16 @@ def index_tokens(*texts: str | None) -> list[str]:
     return sorted(tokens)
 
 
+def holds(terms: Iterable[str], fields: dict[str, str | None]) -> bool:
+    """Whether the fields (title, artist, venue, city) hold every term as one of their
+    `index_tokens`: a word, a word's stem, or a word's beginning of two letters or more."""
+    field_words = [w for name in FIELD_WEIGHTS for w in words(fields.get(name))]
+    return all(
+        any(term == w or (2 <= len(term) < len(w) and w.startswith(term)) or term == stem(w) for w in field_words)
+        for term in terms
+    )
+
+
 def query_terms(query: str) -> list[str]:
     """The terms a query requires, most selective (longest) first; may be empty."""
     found = words(query)
@@ -107,4 +120,6 @@ def ranked_tokens(fields: dict[str, str | None]) -> list[str]:
             for k in range(2, len(word)):
                 prefix = word[:k]
                 best[prefix] = max(best.get(prefix, 0), _field_score(prefix, field_words[name], weight))
-    return sorted(rank_token(score, token) for token, score in best.items())
+    # Best scores first: the server checks a fetched event against the read's ranked token by
+    # walking this list, and a search reads the best scores most.
+    return sorted((rank_token(score, token) for token, score in best.items()), reverse=True)

@@ -143,7 +143,7 @@ def _passes(event: Event, wanted: Wanted) -> bool:
     """Holds every term after the leading one, and has the status asked for, if any."""
     if wanted.status is not None and event.status is not wanted.status:
         return False
-    return set(wanted.terms[1:]).issubset(event.search_tokens)
+    return search.holds(wanted.terms[1:], _fields(event))
 
 
 def _fields(event: Event) -> dict[str, str | None]:

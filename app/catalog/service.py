@@ -137,7 +137,6 @@ async def create_event(rt: Runtime, *, actor: Viewer, draft: EventDraft) -> Even
         startAtUtc=values["start"],
         endAtUtc=values["end"],
         status=EventStatus.UPCOMING,
-        searchTokens=search.index_tokens(values["title"], values["artist_name"], venue.name, venue.city),
         searchRanks=search.ranked_tokens(
             {"title": values["title"], "artist": values["artist_name"], "venue": venue.name, "city": venue.city}),
         dedupeKey=dedupe_key(

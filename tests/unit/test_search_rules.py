@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app.catalog.search import (
     FIELD_WEIGHTS,
     TERM_SCORES,
     WHOLE_WORD_BONUS,
+    holds,
     index_tokens,
     query_terms,
     rank_token,
@@ -121,7 +124,22 @@ def test_each_ranked_token_carries_the_score_the_token_earns_as_a_query_term():
         assert scores[term] == relevance([term], fields), term
     assert scores["rock"] == WHOLE_WORD_BONUS + FIELD_WEIGHTS["title"]  # whole word in the title beats artist's prefix
     assert set(scores.values()) <= set(TERM_SCORES)
-    assert ranked == sorted(ranked) and rank_token(scores["rock"], "rock") in ranked
+    assert ranked == sorted(ranked, reverse=True) and rank_token(scores["rock"], "rock") in ranked
+    assert ranked[0].startswith(f"{WHOLE_WORD_BONUS + FIELD_WEIGHTS['title']}:")  # best first: found first
+
+
+@pytest.mark.parametrize("fields", [
+    {"title": "Renaissance World Tour", "artist": "Beyoncé", "venue": "Wembley Stadium", "city": "London"},
+    {"title": "AC/DC: Power-Up 2027", "artist": None, "venue": "Ø Arena", "city": "Århus"},
+    {"title": "Summer Nights", "artist": "The Concerts", "venue": "", "city": "A"},
+])
+def test_fields_hold_exactly_their_index_tokens(fields):
+    """`holds` (the check of a search's other terms) agrees with `index_tokens` (what the index finds)."""
+    tokens = set(index_tokens(fields["title"], fields["artist"], fields["venue"], fields["city"]))
+    candidates = tokens | {"x", "zz", "wembleys", "renaissancee", "nights", "nigh", "s", "2028", "ar"}
+    for term in sorted(candidates):
+        assert holds([term], fields) == (term in tokens), term
+    assert holds(sorted(tokens), fields) and not holds([*sorted(tokens), "zz"], fields)
 
 
 def test_ranked_tokens_of_an_event_without_text_are_empty():
