@@ -44,3 +44,13 @@ async def test_check_in_guesses_get_a_few_a_second(make_api, organizer):
                for n in range(8)]
     assert answers[:5] == [["NOT_FOUND"]] * 5
     assert answers[5:] == [["RATE_LIMITED"]] * 3
+
+
+async def test_two_api_processes_spend_one_budget_held_in_redis(make_api, redis_server):
+    """The budget is the user's, not each process's: two apps on one Redis share it."""
+    first, second = [await make_api(redis_url=redis_server.url(), rate_limit_per_second=0.5, rate_limit_burst=10)
+                     for _ in range(2)]
+    token = make_token("everywhere")
+    answers = [await app.post(CHEAP, token=token) for _ in range(6) for app in (first, second)]
+    assert ["errors" in a for a in answers].count(False) == 10, answers
+    assert answers[-1]["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
