@@ -36,13 +36,15 @@ FIELD_WEIGHTS = {"title": 4, "artist": 3, "venue": 2, "city": 1}
 WHOLE_WORD_BONUS = 10
 
 
-def words(text: str | None) -> list[str]:
-    """The folded words of `text`: lower case, accents removed, split on anything else."""
+@lru_cache(maxsize=50_000)
+def words(text: str | None) -> tuple[str, ...]:
+    """The folded words of `text`: lower case, accents removed, split on anything else.
+    (Remembered: a search of several words folds the fields of every event it reads.)"""
     if not text:
-        return []
+        return ()
     decomposed = unicodedata.normalize("NFKD", text.casefold().translate(_UNDECOMPOSABLE))
     folded = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return _WORD.findall(folded)
+    return tuple(_WORD.findall(folded))
 
 
 @lru_cache(maxsize=100_000)
