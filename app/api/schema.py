@@ -37,7 +37,7 @@ from app.api.errors import log_errors, make_public
 from app.api.execution import Executor
 from app.api.flat_results import flat_shape
 from app.api.scalars import DATETIME_SCALAR, DateTime
-from app.api.cost import MAX_COST, operation_cost
+from app.api.cost import MAX_COST, OperationCosts
 from app.api.text_inputs import literal_problem, text_error
 from app.errors import ErrorCode
 from app.limits import Bucket
@@ -122,8 +122,8 @@ class Schema(strawberry.Schema):
 
     def _prepare(self, query: str, operation_name: str | None) -> tuple | None:
         """The parsed document, its operation's kind, why one of its string literals is not text
-        (if one is), the operation and the fragments (for its cost), if it parses within the
-        token limit and passes every validation rule of the full path; else None."""
+        (if one is) and its operation's costs (app/api/cost.py), if it parses within the token
+        limit and passes every validation rule of the full path; else None."""
         try:
             document = parse(query, max_tokens=MAX_TOKENS)
         except GraphQLError:
@@ -132,7 +132,8 @@ class Schema(strawberry.Schema):
         if operation is None or validate(self._schema, document, self._fast_rules):
             return None
         fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-        return document, OperationType(operation.operation.value), literal_problem(document), operation, fragments
+        return (document, OperationType(operation.operation.value), literal_problem(document),
+                OperationCosts(self._schema, operation, fragments))
 
     async def stream(  # noqa: PLR0917 - Strawberry's signature
         self, query: str | None, variable_values: dict[str, Any] | None = None, context_value: Any = None,
@@ -202,7 +203,7 @@ class Schema(strawberry.Schema):
         refused = text_error(prepared[2], variables)
         if refused is not None:
             return refused
-        cost = operation_cost(self._schema, prepared[3], prepared[4], variables)
+        cost = prepared[3](variables)
         if cost <= MAX_COST:
             return await _over_rate(context, cost) if isinstance(context, Context) else None
         return GraphQLError(
