@@ -77,6 +77,14 @@ class Storm:
             self.outcomes[user] = f"cut off: {type(error).__name__}"
 
 
+async def storm_on_a_new_event(api: RemoteApi, organizer: str) -> tuple[str, Storm]:
+    """A new event on sale with the STOCK, and a storm of buyers ready for it; the event id."""
+    event, created = await on_sale_event(api, organizer, *(
+        ticket_type_input(type=kind, quantityTotal=total, maxPerPurchase=2) for kind, total in STOCK.items()
+    ))
+    return event["id"], Storm(api, event["id"], {t["type"]: t["id"] for t in created})
+
+
 async def storm_and_kill(tmp_path, name: str, settings: dict, db, organizer: str) -> tuple[str, int, Storm]:
     """Start an API process, let the storm loose on a new event, SIGKILL the process while purchases are
     in flight; the event id, how many orders the kill left PENDING/RESERVED, and the storm."""
@@ -84,12 +92,7 @@ async def storm_and_kill(tmp_path, name: str, settings: dict, db, organizer: str
     try:
         wait_ready(victim)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-            api = RemoteApi(http, victim.port)
-            event, created = await on_sale_event(api, organizer, *(
-                ticket_type_input(type=kind, quantityTotal=total, maxPerPurchase=2) for kind, total in STOCK.items()
-            ))
-            eid = event["id"]
-            storm = Storm(api, eid, {t["type"]: t["id"] for t in created})
+            eid, storm = await storm_on_a_new_event(RemoteApi(http, victim.port), organizer)
             stop = asyncio.Event()
             buyers = [asyncio.create_task(storm.buyer(n, stop)) for n in range(BUYERS)]
             try:

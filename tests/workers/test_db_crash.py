@@ -21,9 +21,8 @@ from app.flows.repair import repair
 from app.pubsub import InProcessBroker
 from app.queue import service as queue
 from app.runtime import Runtime
-from tests.factories import on_sale_event, ticket_type_input
 from tests.workers.support import RemoteApi, invariant_violations, make_settings, start_api, stop_all, wait_ready
-from tests.workers.test_crash import BUYERS, CHECKOUT_LIMIT, STOCK, Storm
+from tests.workers.test_crash import BUYERS, CHECKOUT_LIMIT, storm_on_a_new_event
 
 pytestmark = pytest.mark.slow  # a database server killed and restarted under a purchase storm
 
@@ -47,12 +46,7 @@ async def storm_and_kill_the_database(tmp_path, name: str, settings: dict, datab
     try:
         wait_ready(api_process)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-            api = RemoteApi(http, api_process.port)
-            event, created = await on_sale_event(api, organizer, *(
-                ticket_type_input(type=kind, quantityTotal=total, maxPerPurchase=2) for kind, total in STOCK.items()
-            ))
-            eid = event["id"]
-            storm = Storm(api, eid, {t["type"]: t["id"] for t in created})
+            eid, storm = await storm_on_a_new_event(RemoteApi(http, api_process.port), organizer)
             stop = asyncio.Event()
             buyers = [asyncio.create_task(storm.buyer(n, stop)) for n in range(BUYERS)]
             try:
