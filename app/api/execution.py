@@ -16,11 +16,13 @@ when its operation ended. Each request's executor, with the fields it had
 collected (113 objects for Q2), waited for the garbage collector, whose
 passes then found ~47,000 such objects each time and took ~60 ms: 130 us of
 CPU per Q2, a tenth of it, and a 60 ms pause every ~450 requests (measured
-2026-11-26, docs/BENCHMARKS.md). Made when asked for, the helpers hold no cycle.
+2026-11-26, docs/BENCHMARKS.md). Ours reach the executor through weak references.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from graphql import GraphQLResolveInfoHelpers
@@ -32,18 +34,28 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's executor, whose per-event copies memoise only for their own event,
     freed by reference counting as soon as its operation is done."""
 
-    @property
-    def async_helpers(self) -> GraphQLResolveInfoHelpers:
-        """What a resolver's `info.async_helpers` gathers and tracks with, made for each field
-        that asks (graphql-core builds it once per executor and stores it: a cycle)."""
-        return GraphQLResolveInfoHelpers(gather=self.gather_async_work, track=self.track_async_work)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._own_helpers()
 
-    @async_helpers.setter
-    def async_helpers(self, _made: GraphQLResolveInfoHelpers) -> None:
-        """graphql-core's own, stored in `__init__`, is dropped: it is the cycle."""
+    def _own_helpers(self) -> None:
+        # Read by every field's info: held, but without the strong references that made the cycle.
+        self.async_helpers = GraphQLResolveInfoHelpers(gather=_weakly(self.gather_async_work),
+                                                       track=_weakly(self.track_async_work))
 
     def build_per_event_executor(self, payload: Any) -> Executor:
         executor = super().build_per_event_executor(payload)
         executor._relevant_sub_fields = {}
         executor._stream_usages = RefMap()
+        executor._own_helpers()  # not the subscription's, which may be gone before the event is
         return executor
+
+
+def _weakly(method: Callable[..., Any]) -> Callable[..., Any]:
+    """`method`, called through a weak reference to its object (which outlives every call)."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: Any) -> Any:
+        return ref()(*args)
+
+    return call
