@@ -21,9 +21,11 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from graphql import GraphQLNonNull, GraphQLObjectType, is_leaf_type
+from graphql import GraphQLNonNull, GraphQLObjectType
 from graphql.execution import Executor
 from graphql.execution.collect_fields import collect_fields, collect_subfields
+
+from app.api.execution import plain_leaf
 
 # Shapes built so far, shared by every subscription selecting the same fields (bounded).
 _SHAPES: dict[tuple, FlatShape] = {}
@@ -99,19 +101,9 @@ def flat_shape(executor: Executor) -> FlatShape | None:
 
 
 def _leaf(object_type: GraphQLObjectType, key: str, node: Any) -> _Leaf | None:
-    """How to read one selected field, if it is a leaf read as a plain attribute."""
-    name = node.name.value
-    if name == "__typename":
+    """How to read one selected field, if it is a plain leaf (app/api/execution.py)."""
+    if node.name.value == "__typename":
         return _Leaf(key, None, None, True)
-    field = object_type.fields.get(name)
-    if field is None or node.arguments or node.selection_set is not None:
-        return None
-    definition = (field.extensions or {}).get("strawberry-definition")
-    # Strawberry marks the resolver it makes for a field without one of its own.
-    if definition is None or definition.extensions or not getattr(field.resolve, "_is_default", False):
-        return None
-    non_null = isinstance(field.type, GraphQLNonNull)
-    leaf = field.type.of_type if non_null else field.type
-    if not is_leaf_type(leaf):
-        return None
-    return _Leaf(key, definition.python_name, leaf, non_null)
+    field = object_type.fields.get(node.name.value)
+    plain = plain_leaf(field) if field is not None and not node.arguments else None
+    return _Leaf(key, *plain) if plain is not None else None
