@@ -32,6 +32,7 @@ from graphql.language.parser import Parser
 
 import app.server
 from app.api import schema as api_schema
+from app.api.view import TicketingGraphQLView
 from app.catalog import service as catalog
 
 SENDS = 50
@@ -183,3 +184,53 @@ async def test_plain_http_requests_skip_the_websocket_handshake(api, monkeypatch
         await ws.send_json({"type": "connection_init", "payload": {}})
         assert (await ws.receive_json(timeout=5))["type"] == "connection_ack"
     assert handshakes  # a real upgrade still goes through Strawberry's own check
+
+
+@pytest.fixture
+def strawberry_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """One entry per request that took Strawberry's whole `run` (its method and content type)."""
+    runs: list[str] = []
+    real = TicketingGraphQLView.run
+
+    async def counted(self, request, *args, **kwargs):
+        runs.append(f"{request.method} {request.headers.get('Content-Type', '')}")
+        return await real(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(TicketingGraphQLView, "run", counted)
+    return runs
+
+
+async def test_a_post_of_a_known_document_is_answered_without_strawberrys_run(api, strawberry_runs):
+    """The view's plain path (app/api/view.py `_plain_post`) answers every send of a valid document."""
+    query = f"query {unique('Known')}($id: ID!) {{ event(id: $id) {{ id }} __typename }}"
+    mutation = f"mutation {unique('Refused')} {{ leaveQueue(eventId: \"x\") {{ errors {{ code }} }} }}"
+    answers = []
+    for _ in range(3):
+        answers.append((await api.post(query, {"id": "000000000000000000000000"}), await api.post(mutation)))
+    assert answers[0] == answers[1] == answers[2]
+    assert answers[0][0] == {"data": {"event": None, "__typename": "Query"}}
+    assert answers[0][1]["data"]["leaveQueue"]["errors"][0]["code"] == "UNAUTHENTICATED"
+    assert strawberry_runs == []
+    # Variables that do not coerce are the executor's to refuse: the plain path still answers.
+    refused = await api.post(query, {"id": {"not": "an id"}})
+    assert refused["errors"][0]["extensions"]["code"] == "VALIDATION"
+    # A document that does not validate is Strawberry's to answer, with the same shape as before.
+    invalid = await api.post(f"query {unique('Invalid')} {{ event {{ nope }} }}")
+    assert invalid["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert strawberry_runs == ["POST application/json"]
+
+
+@pytest.mark.parametrize(("body", "content_type", "status"), [
+    (b'{"query": "{ __typename }"', "application/json", 400),  # malformed JSON
+    (b'[{"query": "{ __typename }"}]', "application/json", 400),  # a batch
+    (b'{"query": "{ __typename }", "variables": [1]}', "application/json", 400),  # variables not an object
+    (b'{"query": "{ __typename }", "extensions": {"x": 1}}', "application/json", 200),
+    (b"{ __typename }", "application/graphql", 400),
+    (b'{"query": "{ __typename }"}', "text/plain", 400),
+])
+async def test_any_other_post_takes_strawberrys_path(api, strawberry_runs, body, content_type, status):
+    assert await api.post("{ __typename }") == {"data": {"__typename": "Query"}}
+    strawberry_runs.clear()
+    response = await api.http.post("/graphql", data=body, headers={"Content-Type": content_type})
+    assert response.status == status, await response.text()
+    assert strawberry_runs == [f"POST {content_type}"]

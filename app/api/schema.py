@@ -120,6 +120,11 @@ class Schema(strawberry.Schema):
         make_public(result)
         return result
 
+    def prepared_kind(self, query: str, operation_name: str | None) -> OperationType | None:
+        """The kind of operation of a document seen before and valid; None for any other."""
+        prepared = self._prepared(query, operation_name)
+        return prepared[1] if prepared is not None else None
+
     def _prepare(self, query: str, operation_name: str | None) -> tuple | None:
         """The parsed document, its operation's kind, why one of its string literals is not text
         (if one is) and its operation's costs (app/api/cost.py), if it parses within the token
