@@ -51,11 +51,29 @@ class Document(BaseModel):
         return doc
 
 
-def _stringify_ids(value: Any) -> Any:
-    if isinstance(value, ObjectId):
+def _stringify_ids(doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` with every ObjectId in it, however deep, as its string. Values are tested by exact
+    type, and plain ones copied without a call: a read of an event and its ticket types made
+    41 calls of a recursive version, one per value."""
+    out = {}
+    for key, value in doc.items():
+        kind = type(value)
+        if kind is ObjectId:
+            value = str(value)
+        elif kind is dict:
+            value = _stringify_ids(value)
+        elif kind is list:
+            value = [_stringify_value(item) for item in value]
+        out[key] = value
+    return out
+
+
+def _stringify_value(value: Any) -> Any:
+    kind = type(value)
+    if kind is ObjectId:
         return str(value)
-    if isinstance(value, dict):
-        return {k: _stringify_ids(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_stringify_ids(v) for v in value]
+    if kind is dict:
+        return _stringify_ids(value)
+    if kind is list:
+        return [_stringify_value(item) for item in value]
     return value

@@ -36,6 +36,7 @@ from app.api.context import Context
 from app.api.errors import log_errors, make_public
 from app.api.execution import Executor
 from app.api.flat_results import flat_shape
+from app.api.plans import QueryPlan
 from app.api.scalars import DATETIME_SCALAR, DateTime
 from app.api.cost import MAX_COST, OperationCosts
 from app.api.text_inputs import literal_problem, text_error
@@ -108,6 +109,8 @@ class Schema(strawberry.Schema):
         elif prepared is None or prepared[1] not in allowed or operation_extensions:
             result = await super().execute(query, variable_values, context_value, root_value, operation_name,
                                            allowed_operation_types, operation_extensions)
+        elif prepared[4] is not None and (data := await prepared[4].run(context_value, root_value, variable_values)):
+            result = ExecutionResult(data=data, errors=None)
         else:
             done = await await_maybe(execute(
                 self._schema, prepared[0], root_value=root_value, context_value=context_value,
@@ -127,8 +130,9 @@ class Schema(strawberry.Schema):
 
     def _prepare(self, query: str, operation_name: str | None) -> tuple | None:
         """The parsed document, its operation's kind, why one of its string literals is not text
-        (if one is) and its operation's costs (app/api/cost.py), if it parses within the token
-        limit and passes every validation rule of the full path; else None."""
+        (if one is), its operation's costs (app/api/cost.py) and its plan (app/api/plans.py, a
+        query's), if it parses within the token limit and passes every validation rule of the
+        full path; else None."""
         try:
             document = parse(query, max_tokens=MAX_TOKENS)
         except GraphQLError:
@@ -138,7 +142,7 @@ class Schema(strawberry.Schema):
             return None
         fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
         return (document, OperationType(operation.operation.value), literal_problem(document),
-                OperationCosts(self._schema, operation, fragments))
+                OperationCosts(self._schema, operation, fragments), QueryPlan.of(self._schema, document, operation))
 
     async def stream(  # noqa: PLR0917 - Strawberry's signature
         self, query: str | None, variable_values: dict[str, Any] | None = None, context_value: Any = None,

@@ -133,7 +133,7 @@ async def ticket_types_by_event(db: AsyncDatabase, event_ids: list[ObjectId]) ->
         .sort([("saleStartsAtUtc", ASCENDING), ("_id", ASCENDING)])
         .batch_size(max(101, len(event_ids) * len(TicketType)))
     )
-    async for doc in cursor:
+    for doc in await cursor.to_list():  # one call, where `async for` awaited the cursor for each document
         ticket = EventTicket.from_doc(doc)
         grouped.setdefault(ticket.event_id, []).append(ticket)
     return grouped

@@ -11,6 +11,7 @@ import pytest
 import strawberry
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from app.api import plans
 from app.api.execution import Executor
 from app.api.scalars import DATETIME_SCALAR, DateTime
 from app.api.schema import Schema
@@ -62,6 +63,12 @@ def _schema(shown: dict[str, Any], executor: type = Executor) -> Schema:
 
     return Schema(query=Query, execution_context_class=executor, fast_rules=[],
                   config=StrawberryConfig(scalar_map={DateTime: DATETIME_SCALAR}))
+
+
+@pytest.fixture(autouse=True)
+def no_plans(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The executor's path: mutations, and queries their plans leave to it (app/api/plans.py)."""
+    monkeypatch.setattr(plans.QueryPlan, "of", lambda *_args: None)
 
 
 async def _both(shown: dict[str, Any]) -> tuple[Any, Any]:
