@@ -142,7 +142,7 @@ class Schema(strawberry.Schema):
             return None
         fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
         return (document, OperationType(operation.operation.value), literal_problem(document),
-                OperationCosts(self._schema, operation, fragments), QueryPlan.of(self._schema, document, operation))
+                OperationCosts(self._schema, operation, fragments), QueryPlan.of(self._schema, document, operation, self.config.info_class))
 
     async def stream(  # noqa: PLR0917 - Strawberry's signature
         self, query: str | None, variable_values: dict[str, Any] | None = None, context_value: Any = None,

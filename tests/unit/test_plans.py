@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import pytest
 import strawberry
+from graphql import get_operation_ast, parse
 from strawberry.dataloader import DataLoader
 
 from app.api import plans
@@ -90,6 +91,10 @@ class Query:
         return make_show(int(id)) if id.isdigit() else None
 
     @strawberry.field
+    def echo(self, words: list[str], kind: Kind = Kind.GIG) -> str:
+        return f"{kind.name}: {' '.join(words)}"
+
+    @strawberry.field
     def place(self) -> Place:
         return Stage(name="main")
 
@@ -139,6 +144,7 @@ QUERY = """query Q($n: Int!, $id: ID!, $times: Int!) {
   shows(first: $n) { ...Parts kind note seats { row number } host { number } sold loud: shout(times: 2) }
   one: show(id: $id) { id title @include(if: true) shout(times: $times) skipped: title @skip(if: true) }
   none: show(id: "x") { id }
+  echo(words: ["a", "b"], kind: TALK)
   __typename
 }
 fragment Parts on Show { id title __typename }"""
@@ -151,6 +157,20 @@ async def test_a_plan_answers_what_graphql_core_answers(monkeypatch):
     same(ours, theirs)
     assert ours.data["one"] == {"id": "s7", "title": "show 7", "shout": "SHOW 7SHOW 7SHOW 7"}
     assert [s["sold"] for s in ours.data["shows"]] == [0, 10, 20]
+    assert ours.data["echo"] == "TALK: a b"
+
+
+def test_resolvers_with_built_in_scalar_arguments_are_called_directly():
+    fields = {f.key: f for f in plans.QueryPlan.of(
+        make_schema()._schema, *_parsed('{ show(id: "1") { shout sold } echo(words: ["a"]) }'), strawberry.Info).root.fields}
+    assert fields["show"].call is not None
+    # A list or an enum argument is Strawberry's to convert: its own wrapper is called.
+    assert fields["echo"].call is None
+
+
+def _parsed(query: str) -> tuple[Any, Any]:
+    document = parse(query)
+    return document, get_operation_ast(document)
 
 
 async def test_the_resolvers_of_a_list_start_together_and_batch_in_one_load():
