@@ -57,3 +57,11 @@ async def test_the_pool_is_small_unless_the_uri_says_otherwise():
     finally:
         await default.close()
         await own.close()
+
+
+async def test_the_apps_database_makes_each_collection_once(api):
+    db = api.db
+    assert isinstance(db, database.Database)
+    assert db.events is db.events and db.eventTickets is db.eventTickets
+    assert db.events.full_name == f"{db.name}.events" and db.events.database is db
+    assert await db.events.count_documents({}) == await db["events"].count_documents({})

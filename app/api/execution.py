@@ -33,7 +33,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from graphql import GraphQLField, GraphQLNonNull, GraphQLObjectType, GraphQLResolveInfoHelpers, is_leaf_type
+from graphql import (GRAPHQL_MAX_INT, GRAPHQL_MIN_INT, GraphQLBoolean, GraphQLField, GraphQLID, GraphQLInt,
+                     GraphQLNonNull, GraphQLObjectType, GraphQLResolveInfoHelpers, GraphQLString, is_leaf_type)
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.pyutils import RefMap
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -59,14 +60,14 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         """A plain leaf's serialized attribute; any other field, graphql-core's whole path."""
         plain = _plain_leaves(parent_type).get(field_details_list[0].node.name.value)
         if plain is not None and self.middleware_manager is None:
-            attribute, leaf, non_null = plain
+            attribute, serialize, non_null = plain
             try:
                 value = getattr(source, attribute)
                 if value is None:
                     if not non_null:
                         return None
                 else:
-                    value = leaf.serialize(value)
+                    value = serialize(value)
                     if value is not None:
                         return value
             except Exception:  # noqa: BLE001, S110 - graphql-core's path reports it, as a field error
@@ -95,7 +96,7 @@ class PlainLeaf(NamedTuple):
     """How to read a field that is a plain leaf."""
 
     attribute: str  # the Python attribute Strawberry's default resolver reads
-    leaf: Any  # the GraphQL scalar or enum type that serializes it
+    serialize: Callable[[Any], Any]  # its GraphQL scalar or enum type's serializer (`serializer`)
     non_null: bool
 
 
@@ -109,7 +110,33 @@ def plain_leaf(field: GraphQLField) -> PlainLeaf | None:
         return None
     non_null = isinstance(field.type, GraphQLNonNull)
     leaf = field.type.of_type if non_null else field.type
-    return PlainLeaf(definition.python_name, leaf, non_null) if is_leaf_type(leaf) else None
+    return PlainLeaf(definition.python_name, serializer(leaf), non_null) if is_leaf_type(leaf) else None
+
+
+def serializer(leaf: Any) -> Callable[[Any], Any]:
+    """`leaf.serialize`, except that a built-in scalar's value of its exact Python type is passed
+    straight through: what graphql-core's serializer returns for it, after its type tests."""
+    return _PASSED.get(leaf, leaf.serialize)
+
+
+def _string(value: Any) -> Any:
+    return value if value.__class__ is str else GraphQLString.serialize(value)
+
+
+def _id(value: Any) -> Any:
+    return value if value.__class__ is str else GraphQLID.serialize(value)
+
+
+def _int(value: Any) -> Any:
+    return value if value.__class__ is int and GRAPHQL_MIN_INT <= value <= GRAPHQL_MAX_INT else GraphQLInt.serialize(value)
+
+
+def _boolean(value: Any) -> Any:
+    return value if value.__class__ is bool else GraphQLBoolean.serialize(value)
+
+
+_PASSED: dict[Any, Callable[[Any], Any]] = {GraphQLString: _string, GraphQLID: _id, GraphQLInt: _int,
+                                           GraphQLBoolean: _boolean}
 
 
 # Each object type's plain leaves by field name, found on first use (a schema's types are few).

@@ -35,7 +35,7 @@ MAX_SHAPES = 1000
 class _Leaf(NamedTuple):
     key: str  # the response name (an alias, or the field's name)
     attribute: str | None  # the Python attribute it is read from; None for __typename
-    leaf: Any  # the GraphQL scalar or enum type that serializes it
+    serialize: Any  # its GraphQL scalar or enum type's serializer
     non_null: bool
 
 
@@ -51,13 +51,13 @@ class FlatShape:
             return None
         out: dict[str, Any] = {}
         try:
-            for key, attribute, leaf, non_null in self.leaves:
+            for key, attribute, serialize, non_null in self.leaves:
                 if attribute is None:
                     out[key] = self.type_name
                     continue
                 value = getattr(payload, attribute)
                 if value is not None:
-                    value = leaf.serialize(value)
+                    value = serialize(value)
                 if value is None and non_null:
                     return None
                 out[key] = value

@@ -40,7 +40,7 @@ from strawberry.execution import optimized_is_awaitable
 # Strawberry's info for graphql-core (it adds `operation_extensions`): what its resolvers expect.
 from strawberry.schema.schema import _OperationContextAwareGraphQLResolveInfo as ResolveInfo
 
-from app.api.execution import plain_leaf
+from app.api.execution import plain_leaf, serializer
 
 NO_VARIABLES = VariableValues(sources={}, coerced={})
 
@@ -176,7 +176,7 @@ class QueryPlan:
 
             return items
         if is_leaf_type(field_type):
-            serialize = field_type.serialize
+            serialize = serializer(field_type)
 
             def leaf(value: Any, _run: _Run, _path: Path | None) -> Any:
                 serialized = serialize(value)
@@ -251,7 +251,7 @@ class _ObjectPlan:
                     if plain.non_null:
                         raise _Bail
                 else:
-                    value = plain.leaf.serialize(value)
+                    value = plain.serialize(value)
                     if value is None:
                         raise _Bail
                 out[key] = value

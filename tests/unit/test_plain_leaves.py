@@ -12,7 +12,9 @@ import strawberry
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app.api import plans
-from app.api.execution import Executor
+from graphql import GraphQLBoolean, GraphQLID, GraphQLInt, GraphQLString
+
+from app.api.execution import Executor, serializer
 from app.api.scalars import DATETIME_SCALAR, DateTime
 from app.api.schema import Schema
 from strawberry.schema.config import StrawberryConfig
@@ -111,3 +113,15 @@ async def test_only_the_fields_that_are_not_plain_leaves_take_graphql_cores_path
     assert result.errors is None
     # The root field, the objects and lists, the field with a resolver, and __typename (a meta field).
     assert sorted(taken) == ["Query.show", "Room.__typename", "Room.__typename", "Show.room", "Show.rooms", "Show.shout"]
+
+
+@pytest.mark.parametrize("kind", [GraphQLString, GraphQLID, GraphQLInt, GraphQLBoolean])
+@pytest.mark.parametrize("value", ["text", "", 7, 0, -(2**31), 2**31, True, False, 2.0, 2.5, None, [1]])
+def test_a_built_in_scalar_serializes_as_graphql_core_does(kind, value):
+    def outcome(serialize):
+        try:
+            return ("value", serialize(value), type(serialize(value)))
+        except Exception as error:  # noqa: BLE001 - the refusal is part of the answer
+            return ("error", str(error))
+
+    assert outcome(serializer(kind)) == outcome(kind.serialize)
