@@ -170,8 +170,8 @@ class QueryPlan:
             item = self._completer(field_type.of_type, details)
 
             def items(value: Any, run: _Run, path: Path | None) -> list[Any]:
-                if isinstance(value, str | bytes | dict) or not isinstance(value, Iterable):
-                    raise _Bail
+                if value.__class__ is not list and (isinstance(value, str | bytes | dict) or not isinstance(value, Iterable)):
+                    raise _Bail  # (a list is tested first: `Iterable` is an ABC, slow to test)
                 return [item(v, run, Path(path, i, None)) for i, v in enumerate(value)]
 
             return items
