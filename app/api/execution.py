@@ -50,8 +50,8 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
 
     def _own_helpers(self) -> None:
         # Read by every field's info: held, but without the strong references that made the cycle.
-        self.async_helpers = GraphQLResolveInfoHelpers(gather=_weakly(self.gather_async_work),
-                                                       track=_weakly(self.track_async_work))
+        helpers = _WeakHelpers(self)
+        self.async_helpers = GraphQLResolveInfoHelpers(gather=helpers.gather, track=helpers.track)
 
     def execute_field(  # noqa: PLR0917 - graphql-core's signature
         self, parent_type: GraphQLObjectType, source: Any, field_details_list: FieldDetailsList, path: Any,
@@ -82,14 +82,21 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         return executor
 
 
-def _weakly(method: Callable[..., Any]) -> Callable[..., Any]:
-    """`method`, called through a weak reference to its object (which outlives every call)."""
-    ref = weakref.WeakMethod(method)
+class _WeakHelpers:
+    """An executor's `gather` and `track`, reached through a weak reference to it (which outlives
+    every call). Kept by every resolver info, so by each of ten thousand open subscriptions:
+    small on purpose (about half the size of two closures over weak methods)."""
 
-    def call(*args: Any) -> Any:
-        return ref()(*args)
+    __slots__ = ("_executor",)
 
-    return call
+    def __init__(self, executor: Executor) -> None:
+        self._executor = weakref.ref(executor)
+
+    def gather(self, awaitables: Any) -> Any:
+        return self._executor().gather_async_work(awaitables)
+
+    def track(self, awaitables: Any) -> None:
+        self._executor().track_async_work(awaitables)
 
 
 class PlainLeaf(NamedTuple):

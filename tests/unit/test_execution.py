@@ -105,3 +105,27 @@ async def test_graphql_cores_own_executor_waits_for_the_collector(monkeypatch):
     left = await _cyclic_garbage_of(Schema(query=Query, subscription=Subscription, fast_rules=[],
                                            execution_context_class=StrawberryGraphQLCoreExecutionContext))
     assert sum(isinstance(o, StrawberryGraphQLCoreExecutionContext) for o in left) >= 50
+
+
+async def test_a_resolver_can_still_gather_and_track_through_its_info(monkeypatch):
+    monkeypatch.setattr(plans.QueryPlan, "of", lambda *_args: None)
+    tracked: list[int] = []
+
+    async def two() -> int:
+        return 2
+
+    async def note() -> None:
+        tracked.append(1)
+
+    @strawberry.type
+    class Gathering:
+        @strawberry.field
+        async def total(self, info: strawberry.Info) -> int:
+            helpers = info._raw_info.async_helpers
+            helpers.track([note()])
+            return sum(await helpers.gather([two(), two()]))
+
+    schema = Schema(query=Gathering, execution_context_class=Executor, fast_rules=[])
+    for _ in range(2):  # the second send is the prepared path's
+        assert (await schema.execute("{ total }")).data == {"total": 4}
+    assert tracked == [1, 1]
