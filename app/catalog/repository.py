@@ -87,6 +87,9 @@ async def page_events(
     return [Event.from_doc(d) async for d in cursor]
 
 
+WHOLE_BATCH = 10_000
+
+
 def ranked_query(rank: str, city: str | None, starts: dict[str, int]) -> dict[str, Any]:
     """The find filter for events holding the ranked token `rank`, in `city` if given, starting
     within `starts`.
@@ -105,7 +108,9 @@ async def ranked_events(db: AsyncDatabase, query: dict[str, Any], *, latest_firs
     direction = DESCENDING if latest_first else ASCENDING
     # Whole documents: SecantusDB deep-copies a document to project it, which costs it more
     # than sending the fields a search does not need (a third of its time per document).
-    cursor = db.events.find(query).sort([("startAtUtc", direction), ("_id", direction)]).limit(limit)
+    # One batch: the server has read and sorted every match before it answers, and the default
+    # first batch of 101 would cost a window of a common word a second round trip.
+    cursor = db.events.find(query).sort([("startAtUtc", direction), ("_id", direction)]).limit(limit).batch_size(WHOLE_BATCH)
     return [Event.from_doc(_without_tokens(d)) async for d in cursor]
 
 

@@ -11,14 +11,18 @@ sorts them (DESIGN section 6): one open range over a word in every tenth event
 read thousands. (It also answers `$in` on the tokens, or a filter on a second
 array, with a collection scan: each read names one ranked token.) So a search
 reads the best score's first two days, and if they cannot fill the page, every
-other score's at once; a score with none there is held by few events and is read open-ended; a score with some is read on, best score
-first, in windows sized from the density seen to hold what is still needed. A
-search reads about as many entries as it returns, however many events match.
+other score's at once; a score with none there is held by few events and is
+read open-ended; a score with some is read on, best score first, in windows
+sized from the density seen to hold what is still needed. A search reads about
+as many entries as it returns, however many events match.
 
 The other terms and the status are checked on what comes back, and a window is
-then read whole; so the rarest term leads, as a short probe window of each tells,
-and the next window is sized to hold what is still needed with half again to spare. Upcoming events (started at most ONGOING_MS ago, see
-catalog/service.py) come first; past ones only when asked for, latest first.
+then read whole; so the rarest term leads, as a short probe window of each
+tells. What the leading term's probe read is its first window where it holds
+any events: the search goes on from its end, and reads no entry twice. The next
+window is sized to hold what is still needed with half again to spare. Upcoming
+events (started at most ONGOING_MS ago, see catalog/service.py) come first;
+past ones only when asked for, latest first.
 """
 
 from __future__ import annotations
@@ -56,42 +60,64 @@ class Wanted(NamedTuple):
 DENSITY_SCORES = (search.WHOLE_WORD_BONUS + search.FIELD_WEIGHTS["title"], search.FIELD_WEIGHTS["title"])
 
 
-async def leading_first(db: AsyncDatabase, terms: list[str], city: str | None, bound: int) -> list[str]:
+class Opening(NamedTuple):
+    """What a several-word search has read before its first window: the leading term's events
+    at each of `DENSITY_SCORES` (by ranked token) that start from the bound to `end`."""
+
+    end: int
+    windows: dict[str, list[Event]]
+
+
+async def leading_first(db: AsyncDatabase, terms: list[str], city: str | None, bound: int) -> tuple[list[str], Opening | None]:
     """The terms with the rarest first: the others are checked on what its windows return, so the
-    rarer it is, the fewer entries a search reads. How rare, from a probe window of each."""
+    rarer it is, the fewer entries a search reads. How rare, from a probe window of each; what the
+    leading term's probe read is the search's first window (None for one term: nothing read)."""
     if len(terms) == 1:
-        return terms
+        return terms, None
     side = _Side(bound, latest_first=False)
-    starts = side.between(bound, side.step(bound, PROBE_WINDOW_MS))
-    reads = [repo.ranked_events(db, repo.ranked_query(search.rank_token(score, term), city, starts),
-                                latest_first=False, limit=0) for term in terms for score in DENSITY_SCORES]
-    found = iter(await asyncio.gather(*reads))
-    seen = {term: sum(len(next(found)) for _ in DENSITY_SCORES) for term in terms}
-    return sorted(terms, key=lambda t: seen[t])  # stable: the longest first among equals
+    end = side.step(bound, PROBE_WINDOW_MS)
+    ranks = {term: [search.rank_token(score, term) for score in DENSITY_SCORES] for term in terms}
+    reads = [repo.ranked_events(db, repo.ranked_query(rank, city, side.between(bound, end)), latest_first=False, limit=0)
+             for term in terms for rank in ranks[term]]
+    found = dict(zip([rank for term in terms for rank in ranks[term]], await asyncio.gather(*reads)))
+    ordered = sorted(terms, key=lambda t: sum(len(found[rank]) for rank in ranks[t]))  # stable: the longest first among equals
+    return ordered, Opening(end, {rank: found[rank] for rank in ranks[ordered[0]]})
 
 
-async def best(db: AsyncDatabase, wanted: Wanted, bound: int, limit: int, *, latest_first: bool) -> list[Event]:
-    """The best `limit` events on one side of `bound` (after it; or before it, latest first)."""
+async def best(db: AsyncDatabase, wanted: Wanted, bound: int, limit: int, *, latest_first: bool,
+               opening: Opening | None = None) -> list[Event]:
+    """The best `limit` events on one side of `bound` (after it; or before it, latest first); an
+    `opening` (after it only) stands for the first windows it holds and sets where they end."""
     side = _Side(bound, latest_first)
     ranks = [search.rank_token(score, wanted.terms[0]) for score in search.TERM_SCORES]
     first_end = side.step(bound, FIRST_WINDOW_MS)
+
+    async def first(rank: str) -> tuple[list[Event], int, int]:
+        """A score's first window: what it holds that passes, how many it holds, where it ends."""
+        opened = opening.windows.get(rank) if opening else None
+        if opened:
+            return _checked(opened, wanted, limit), len(opened), opening.end
+        # Nothing in the opening (or none): it is no sign that few events hold the rank, so read
+        # on to the end of an ordinary first window.
+        start = opening.end if opened is not None else bound
+        return (*await _read(db, wanted, rank, side.between(start, first_end), side, limit), first_end)
+
     # The best score first: a common word fills a page from it alone, and each read costs the
     # database even when it finds nothing.
-    firsts = [await _read(db, wanted, ranks[0], side.between(bound, first_end), side, limit)]
+    firsts = [await first(ranks[0])]
     picked: list[Event] = []
     for n, rank in enumerate(ranks):
         need = limit - len(picked)
         if need <= 0:
             break
         if n == len(firsts):  # it did not: every other score's first window at once, and how dense
-            firsts += await asyncio.gather(*(_read(db, wanted, r, side.between(bound, first_end), side, limit)
-                                             for r in ranks[1:]))
-        tier, held = firsts[n]
+            firsts += await asyncio.gather(*(first(r) for r in ranks[1:]))
+        tier, held, end = firsts[n]
         tier = tier[:need]
         if not held:  # no event near the bound holds it: few do, read them at once
-            tier = (await _read(db, wanted, rank, side.beyond(first_end), side, need))[0]
+            tier = (await _read(db, wanted, rank, side.beyond(end), side, need))[0]
         elif len(tier) < need:
-            tier += await _more(db, wanted, rank, side, first_end, len(tier), need)
+            tier += await _more(db, wanted, rank, side, end, len(tier), need)
         if len(wanted.terms) > 1:
             tier.sort(key=lambda e: -search.relevance(wanted.terms, _fields(e)))  # stable: start order within
         picked += tier
@@ -136,7 +162,12 @@ async def _read(db: AsyncDatabase, wanted: Wanted, rank: str, starts: dict[str, 
     checked = len(wanted.terms) > 1 or wanted.status is not None
     query = repo.ranked_query(rank, wanted.city, starts)
     got = await repo.ranked_events(db, query, latest_first=side.latest_first, limit=0 if checked else limit)
-    return [e for e in got if _passes(e, wanted)][:limit], len(got)
+    return _checked(got, wanted, limit), len(got)
+
+
+def _checked(events: list[Event], wanted: Wanted, limit: int) -> list[Event]:
+    """The first `limit` of `events` that pass the search's checks."""
+    return [e for e in events if _passes(e, wanted)][:limit]
 
 
 def _passes(event: Event, wanted: Wanted) -> bool:

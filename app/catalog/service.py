@@ -361,8 +361,9 @@ async def search_events(
     if not terms:
         raise fail(ErrorCode.VALIDATION, "must contain a letter or a digit", "query")
     bound, where = now_ms() - ONGOING_MS, city.strip() if city else None
-    wanted = search_reads.Wanted(await search_reads.leading_first(rt.db, terms, where, bound), where, status)
-    found = await search_reads.best(rt.db, wanted, bound, limit, latest_first=False)
+    terms, opening = await search_reads.leading_first(rt.db, terms, where, bound)
+    wanted = search_reads.Wanted(terms, where, status)
+    found = await search_reads.best(rt.db, wanted, bound, limit, latest_first=False, opening=opening)
     if include_past and len(found) < limit:
         found += await search_reads.best(rt.db, wanted, bound, limit - len(found), latest_first=True)
     return found

@@ -4,6 +4,7 @@ and unit tests of the token index in app/catalog/search.py."""
 from __future__ import annotations
 
 from datetime import timedelta
+from math import inf
 
 import pytest
 from pymongo import monitoring
@@ -389,10 +390,12 @@ class FindRecorder(monitoring.CommandListener):
 
     def __init__(self) -> None:
         self.finds: list[dict] = []
+        self.get_mores = 0
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name == "find" and event.command.get("find") == "events":
             self.finds.append({k: event.command[k] for k in ("filter", "sort", "limit") if k in event.command})
+        self.get_mores += event.command_name == "getMore"
 
     def succeeded(self, event) -> None:
         pass
@@ -408,6 +411,45 @@ async def keys_examined(api, recorder: FindRecorder) -> int:
         explain = await repo.explain_find(api.db, find["filter"], find.get("sort", {}), find.get("limit", 0))
         total += explain["executionStats"]["totalKeysExamined"]
     return total
+
+
+def overlapping_reads(finds: list[dict]) -> list[tuple]:
+    """Pairs of recorded finds of one ranked token whose start ranges overlap: entries read twice."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for find in finds:
+        starts = find["filter"]["startAtUtc"]
+        spans.setdefault(find["filter"]["searchRanks"], []).append((starts.get("$gte", -inf), starts.get("$lt", inf)))
+    return [(rank, a, b) for rank, ranges in spans.items()
+            for a, b in zip(sorted(ranges), sorted(ranges)[1:]) if a[1] > b[0]]
+
+
+async def test_a_several_word_search_reads_no_entry_twice(make_api, organizer):
+    """The leading word's probe window (which tells the rarest word) is also its first window."""
+    recorder = FindRecorder()
+    api = await make_api(db_listeners=[recorder])
+    cat = Catalog(api, organizer)
+    hall = venue_args("Rock Hall", "Leeds")
+    for n in range(6):  # the first within the probe's hours, the rest later
+        await cat.event(f"Rock Night {n}", "Band", hall, days=-9.9 + n)
+    for n in range(4):
+        await cat.event(f"Rock Morning {n}", "Band", hall, days=-9.8 + n)
+    recorder.finds.clear()
+    assert await search_titles(api, "rock night") == [f"Rock Night {n}" for n in range(6)]
+    assert {f["filter"]["searchRanks"] for f in recorder.finds} >= {"14:night", "14:rock"}
+    assert overlapping_reads(recorder.finds) == []
+
+
+async def test_a_window_of_many_events_is_read_in_one_round_trip(make_api, organizer):
+    """The server sorts a window whole before answering; a second batch would only cost a round trip."""
+    recorder = FindRecorder()
+    api = await make_api(db_listeners=[recorder])
+    cat = Catalog(api, organizer)
+    hall = venue_args("Jazz Hall", "York")
+    for n in range(130):
+        await cat.event(f"Jazz Brunch {n}", "Trio", hall, days=-9.5 + n / 200)  # all in the first window
+    recorder.finds.clear()
+    assert len(await search(api, "jazz brunch", limit=100)) == 100
+    assert recorder.get_mores == 0
 
 
 @pytest.mark.slow
@@ -432,6 +474,7 @@ async def test_a_search_examines_about_as_many_keys_as_it_returns_among_20000_ev
         found = await search(api, query, **args)
         limit = args.get("limit", 20)
         assert len(found) == limit, (query, args, len(found))
+        assert overlapping_reads(recorder.finds) == [], (query, args)
         examined = await keys_examined(api, recorder)
         print(f"{query!r} {args}: {examined} keys examined for {len(found)} results")
         assert examined <= factor * limit + 20, f"{query!r} {args}: {examined} keys examined for {len(found)} results"
