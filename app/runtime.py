@@ -11,6 +11,7 @@ from app.config import Settings
 from app.pubsub import Broker
 from app.batches import Batches
 from app.limits import Limiter, LocalLimiter
+from app.queue.pace import Paces
 
 # Purchases finished in one group at most: the group's writes match by `$in` on ids, whose
 # cost grows with the square of the list on SecantusDB (at 50, negligible; at 1,500, seconds).
@@ -71,6 +72,8 @@ class Runtime:
     # Closings of sold-out queues, run after the purchase that sold out is answered.
     closings: Batches = field(default_factory=Batches)
     purchase_endings: Batches = field(default_factory=lambda: Batches(most=ENDINGS_PER_GROUP))
+    # How fast each event's queue has moved lately, as this process read it: estimated waits.
+    paces: Paces = field(default_factory=Paces)
 
 
 def offline_runtime(db: AsyncDatabase, settings: Settings | None = None) -> Runtime:

@@ -38,6 +38,7 @@ from app.queue import repository as repo
 from app.queue import groups
 from app.queue.groups import LOOK_AGAIN_WITHIN
 from app.queue.models import QueueEntry, QueueStatus
+from app.queue.pace import Pace
 from app.runtime import Runtime
 from app.timeutil import from_ms, now_ms
 
@@ -64,21 +65,24 @@ async def get_entry(rt: Runtime, *, event_id: str, user_id: str) -> QueueEntry |
 
 
 class Seen(NamedTuple):
-    """An entry as its buyer is shown it, and its 1-based place if it is WAITING."""
+    """An entry as its buyer is shown it: its 1-based place if it is WAITING, and about how many
+    seconds it will wait for its turn at the queue's recent pace (None with no pace to go on)."""
 
     entry: QueueEntry
     place: int | None
+    wait_seconds: int | None = None
 
 
-def as_seen(entry: QueueEntry, counted: turns.Turns) -> Seen:
-    """The entry as its buyer should see it, given the queue's turns: its place if WAITING,
-    and CLOSED already if the queue closed before its turn (the closing, which writes that,
-    may take a second or two to reach it behind thousands of others)."""
+def as_seen(entry: QueueEntry, counted: turns.Turns, pace: Pace | None = None) -> Seen:
+    """The entry as its buyer should see it, given the queue's turns (and its pace): its place
+    and wait if WAITING, and CLOSED already if the queue closed before its turn (the closing,
+    which writes that, may take a second or two to reach it behind thousands of others)."""
     if entry.status is not QueueStatus.WAITING:
         return Seen(entry, None)
     if counted.closes(entry.seq):
         return Seen(entry.model_copy(update={"status": QueueStatus.CLOSED}), None)
-    return Seen(entry, counted.position(entry.seq))
+    place = counted.position(entry.seq)
+    return Seen(entry, place, pace.wait_seconds(place) if pace else None)
 
 
 async def seen(rt: Runtime, entry: QueueEntry) -> Seen:
@@ -86,14 +90,20 @@ async def seen(rt: Runtime, entry: QueueEntry) -> Seen:
     if entry.status is not QueueStatus.WAITING:
         return Seen(entry, None)
     counted = await turns.read(rt.db, entry.event_id)
-    return as_seen(entry, counted) if counted else Seen(entry, None)
+    if counted is None:
+        return Seen(entry, None)
+    pace = rt.paces.of(entry.event_id)
+    pace.note(counted)
+    return as_seen(entry, counted, pace)
 
 
 async def turns_of(rt: Runtime, *, event_id: str) -> turns.Turns:
-    """The event's turn counters: every subscriber's position comes from this one read."""
+    """The event's turn counters: every subscriber's position comes from this one read (and the
+    queue's pace, noted from it)."""
     counted = await turns.read(rt.db, event_id)
     if counted is None:
         raise not_found("event", "eventId")
+    rt.paces.of(event_id).note(counted)
     return counted
 
 
@@ -105,6 +115,7 @@ class Joined(NamedTuple):
 
     entry: QueueEntry
     position: int | None
+    wait_seconds: int | None = None
 
 
 async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> Joined:
@@ -204,7 +215,7 @@ async def _placed(rt: Runtime, entry: QueueEntry, place: turns.Place, counted: t
         return Joined(entry, None)
     if place.ahead >= LOOK_AGAIN_WITHIN:
         await _announce_place(rt, entry)
-        return Joined(entry, place.ahead + 1)
+        return _waiting(rt, entry, place.ahead + 1)
     # Our turn may have come before our entry was written: then its giver found nobody to admit.
     counted = counted or await turns_of(rt, event_id=entry.event_id)
     if counted.status in _CLOSED or counted.joined_as_it_closed(entry.seq):
@@ -222,7 +233,12 @@ async def _placed(rt: Runtime, entry: QueueEntry, place: turns.Place, counted: t
             if changed.id == entry.id:
                 return Joined(changed, None)
     await _announce_place(rt, entry)
-    return Joined(entry, counted.position(entry.seq))
+    return _waiting(rt, entry, counted.position(entry.seq))
+
+
+def _waiting(rt: Runtime, entry: QueueEntry, place: int) -> Joined:
+    """A join that waits, at `place`, with its wait at the pace this process has seen."""
+    return Joined(entry, place, rt.paces.of(entry.event_id).wait_seconds(place))
 
 
 async def _close_straggler(rt: Runtime, entry: QueueEntry) -> None:

@@ -39,10 +39,12 @@ async def watch_entry(
         with positions.ticks_into(mine):
             entry = await queue.get_entry(rt, event_id=event.id, user_id=user_id)
             counted = positions.value
+            pace = rt.paces.of(event.id)
             sent: tuple | None = None
             while True:
                 if entry is not None:
-                    seen = queue.as_seen(entry, counted)
+                    # The wait goes with a change of place; alone it would push every second.
+                    seen = queue.as_seen(entry, counted, pace)
                     state = (seen.entry.seq, seen.entry.status, seen.entry.expires_at_utc, seen.place)
                     if state != sent:
                         sent = state

@@ -287,6 +287,47 @@ async def test_position_changes_arrive_at_most_once_a_second_and_end_right(api, 
     assert entry["position"] == 1
 
 
+async def test_a_waiting_buyer_hears_an_estimated_wait_within_half_of_the_actual_one(api, organizer):
+    """Issue 11: turns given at a steady pace (the admitted buyer leaves every 0.25 s); the last
+    buyer's pushed estimate is null at first, then within 50% of how long its turn took to come."""
+    event, _ = await on_sale_event(api, organizer)
+    eid = event["id"]
+    line = [make_token(f"line-{i}") for i in range(24)]
+    first = (await api.ok("JoinQueue", {"eventId": eid}, line[0]))["entry"]
+    assert first["status"] == "ADMITTED" and first["estimatedWaitSeconds"] is None
+    for token in line[1:]:
+        await join_waiting(api, token, eid)
+    b = make_token("buyer-b")
+    joined = await join_waiting(api, b, eid)
+    assert joined["position"] == 24 and joined["estimatedWaitSeconds"] is None  # nothing has moved yet
+
+    async with subscribe(connector_of(api), "QueueUpdates", {"eventId": eid}, b) as sub:
+        _, opening = await sub.next_value("queueUpdates")
+        assert opening["position"] == 24 and opening["estimatedWaitSeconds"] is None
+
+        async def give_turns() -> None:
+            for token in line:  # each leaves in turn: the next is admitted
+                await asyncio.sleep(0.25)
+                await api.ok("LeaveQueue", {"eventId": eid}, token)
+
+        driver = asyncio.create_task(give_turns())
+        try:
+            seen = await sub.until("queueUpdates", lambda e: e["status"] == "ADMITTED", timeout=20.0)
+        finally:
+            await driver
+    admitted_at = seen[-1][0]
+    estimates = [(at, v["position"], v["estimatedWaitSeconds"]) for at, v in seen[:-1]
+                 if v["estimatedWaitSeconds"] is not None]
+    assert estimates, seen
+    assert all(v["status"] == "WAITING" for _, v in seen[:-1])
+    for at, position, estimate in estimates:
+        actual = admitted_at - at
+        if actual >= 1.5:  # whole seconds: a shorter wait is within rounding of anything
+            assert abs(estimate - actual) <= 0.5 * actual, (position, estimate, round(actual, 2), estimates)
+    entry = (await api.data("QueuePosition", {"eventId": eid}, b))["queuePosition"]
+    assert entry["status"] == "ADMITTED" and entry["estimatedWaitSeconds"] is None
+
+
 async def test_anonymous_queue_updates_is_unauthenticated(api, organizer):
     event, _ = await on_sale_event(api, organizer)
     async with subscribe(connector_of(api), "QueueUpdates", {"eventId": event["id"]}) as sub:

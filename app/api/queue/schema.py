@@ -37,7 +37,7 @@ class QueueMutation:
     async def join_queue(self, info: Info, event_id: strawberry.ID) -> QueuePayload:
         return await answer(
             QueuePayload, lambda: queue.join_queue(info.context.runtime, actor=info.context.viewer, event_id=str(event_id)),
-            lambda joined: QueuePayload(entry=QueueEntry.from_model(joined.entry, joined.position)))
+            lambda joined: QueuePayload(entry=QueueEntry.from_model(*joined)))
 
     @strawberry.mutation(description="M4: marks the entry LEFT and starts the rejoin cooldown.")
     async def leave_queue(self, info: Info, event_id: strawberry.ID) -> QueuePayload:

@@ -36,14 +36,20 @@ class QueueEntry:
     admitted_at: DateTime | None  # type: ignore[valid-type]
     expires_at: DateTime  # type: ignore[valid-type]
     cooldown_until: DateTime | None  # type: ignore[valid-type]
+    estimated_wait_seconds: int | None = strawberry.field(
+        description="About how many seconds until this WAITING entry's turn, from its position and how fast the "
+        "event's queue moved in the last minute; null unless WAITING, or while there is no pace to go on. "
+        "Pushed on queueUpdates with position changes.")
 
     @classmethod
-    def from_model(cls, e: queue_models.QueueEntry, position: int | None) -> QueueEntry:
+    def from_model(cls, e: queue_models.QueueEntry, position: int | None, wait_seconds: int | None = None) -> QueueEntry:
+        waiting = e.status is queue_models.QueueStatus.WAITING
         return cls(
             event_id=strawberry.ID(e.event_id), user_id=strawberry.ID(e.user_id), seq=e.seq,
-            status=QueueStatus(e.status.value), position=position if e.status is queue_models.QueueStatus.WAITING else None,
+            status=QueueStatus(e.status.value), position=position if waiting else None,
             joined_at=from_ms(e.joined_at_utc), admitted_at=ms_to_datetime(e.admitted_at_utc),
             expires_at=from_ms(e.expires_at_utc), cooldown_until=ms_to_datetime(e.cooldown_until_utc),
+            estimated_wait_seconds=wait_seconds if waiting else None,
         )
 
 
