@@ -50,6 +50,20 @@ class Document(BaseModel):
                 holder[leaf] = ObjectId(holder[leaf])
         return doc
 
+    def kept(self) -> Self:
+        """This document, to be held for long (one per open subscription): pydantic gives every
+        instance a set of its own naming the fields it was given (728 bytes for a queue entry),
+        which nothing here reads (documents are frozen; a copy copies the set). Kept documents
+        of one class and fields share one."""
+        fields = self.__pydantic_fields_set__
+        shared = _KEPT_FIELD_SETS.setdefault((type(self), frozenset(fields)), fields)
+        object.__setattr__(self, "__pydantic_fields_set__", shared)
+        return self
+
+
+# The field sets kept documents share: a few per class (which optional fields were stored).
+_KEPT_FIELD_SETS: dict[tuple[type, frozenset[str]], set[str]] = {}
+
 
 def _stringify_ids(doc: dict[str, Any]) -> dict[str, Any]:
     """`doc` with every ObjectId in it, however deep, as its string. Values are tested by exact

@@ -37,7 +37,7 @@ async def watch_entry(
         feeds.positions(event.id, lambda: queue.turns_of(rt, event_id=event.id)) as positions,
     ):
         with positions.ticks_into(mine):
-            entry = await queue.get_entry(rt, event_id=event.id, user_id=user_id)
+            entry = _kept(await queue.get_entry(rt, event_id=event.id, user_id=user_id))
             counted = positions.value
             pace = rt.paces.of(event.id)
             sent: tuple | None = None
@@ -53,7 +53,12 @@ async def watch_entry(
                 if message is NEWER:
                     counted = positions.value
                 else:
-                    entry = await _apply(rt, entry, message, event.id, user_id)
+                    entry = _kept(await _apply(rt, entry, message, event.id, user_id))
+
+
+def _kept(entry: QueueEntry | None) -> QueueEntry | None:
+    # Held for as long as the subscription is open, by each of ten thousand of them.
+    return entry.kept() if entry is not None else None
 
 
 async def _apply(rt: Runtime, entry: QueueEntry | None, message: dict, event_id: str, user_id: str) -> QueueEntry | None:
