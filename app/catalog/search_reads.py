@@ -46,14 +46,30 @@ PROBE_WINDOW_MS = FIRST_WINDOW_MS // 4
 SPARE = 1.5
 # Past this width a window is read open-ended.
 HORIZON_MS = 5 * 365 * 86_400_000
+# Entries one search may read past its probe (about a quarter of a second of the database's
+# time). Only a search whose checks reject most of what it reads comes near it: two common
+# words that are rarely together, or a rare status; it then answers what the starts it read
+# hold, and looks no further (docs/DECISIONS.md).
+READ_BUDGET = 2_000
+
+
+class Budget:
+    """The entries a search may still read."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, entries: int) -> None:
+        self.left = entries
 
 
 class Wanted(NamedTuple):
-    """What a search asks for: its terms (the leading one most selective), a city, a status."""
+    """What a search asks for: its terms (the leading one most selective), a city, a status;
+    and what it may still read."""
 
     terms: list[str]
     city: str | None
     status: EventStatus | None
+    budget: Budget
 
 
 # The scores whose first window tells how common a term is: in a title, whole or begun.
@@ -108,7 +124,7 @@ async def best(db: AsyncDatabase, wanted: Wanted, bound: int, limit: int, *, lat
     picked: list[Event] = []
     for n, rank in enumerate(ranks):
         need = limit - len(picked)
-        if need <= 0:
+        if need <= 0 or wanted.budget.left <= 0:
             break
         if n == len(firsts):  # it did not: every other score's first window at once, and how dense
             firsts += await asyncio.gather(*(first(r) for r in ranks[1:]))
@@ -117,7 +133,7 @@ async def best(db: AsyncDatabase, wanted: Wanted, bound: int, limit: int, *, lat
         if not held:  # no event near the bound holds it: few do, read them at once
             tier = (await _read(db, wanted, rank, side.beyond(end), side, need))[0]
         elif len(tier) < need:
-            tier += await _more(db, wanted, rank, side, end, len(tier), need)
+            tier += await _more(db, wanted, rank, side, end, len(tier), held, need)
         if len(wanted.terms) > 1:
             tier.sort(key=lambda e: -search.relevance(wanted.terms, _fields(e)))  # stable: start order within
         picked += tier
@@ -138,19 +154,24 @@ class _Side(NamedTuple):
         return {"$lt": edge} if self.latest_first else {"$gte": edge}
 
 
-async def _more(db: AsyncDatabase, wanted: Wanted, rank: str, side: _Side, edge: int, seen: int, need: int) -> list[Event]:
-    """Events of one score past `edge`, `seen` of them having come before it: windows sized to
-    hold what is still needed at the density seen, widened until they do; open-ended past the horizon."""
+async def _more(db: AsyncDatabase, wanted: Wanted, rank: str, side: _Side, edge: int, seen: int, read: int,
+                need: int) -> list[Event]:
+    """Events of one score past `edge`, `seen` of them (of `read` entries) having come before it:
+    windows sized to hold what is still needed at the density seen, widened until they do, and
+    never wider than the search's budget holds at the density read; open-ended past the horizon."""
     found: list[Event] = []
     width = abs(edge - side.bound)
-    while seen + len(found) < need:
+    while seen + len(found) < need and wanted.budget.left > 0:
         have = seen + len(found)
         # Eight times as wide while none passed the checks (the other words, the status).
         span = width * 8 if have == 0 else max(width // 8, int(width * (need - have) / have * SPARE))
+        span = min(span, max(1, int(width * wanted.budget.left / max(read, 1))))
         if span >= HORIZON_MS:
             return found + (await _read(db, wanted, rank, side.beyond(edge), side, need - have))[0]
         far = side.step(edge, span)
-        found += (await _read(db, wanted, rank, side.between(edge, far), side, need - have))[0]
+        got, counted = await _read(db, wanted, rank, side.between(edge, far), side, need - have)
+        found += got
+        read += counted
         edge, width = far, abs(far - side.bound)
     return found
 
@@ -162,6 +183,7 @@ async def _read(db: AsyncDatabase, wanted: Wanted, rank: str, starts: dict[str, 
     checked = len(wanted.terms) > 1 or wanted.status is not None
     query = repo.ranked_query(rank, wanted.city, starts)
     got = await repo.ranked_events(db, query, latest_first=side.latest_first, limit=0 if checked else limit)
+    wanted.budget.left -= len(got)
     return _checked(got, wanted, limit), len(got)
 
 

@@ -362,7 +362,7 @@ async def search_events(
         raise fail(ErrorCode.VALIDATION, "must contain a letter or a digit", "query")
     bound, where = now_ms() - ONGOING_MS, city.strip() if city else None
     terms, opening = await search_reads.leading_first(rt.db, terms, where, bound)
-    wanted = search_reads.Wanted(terms, where, status)
+    wanted = search_reads.Wanted(terms, where, status, search_reads.Budget(search_reads.READ_BUDGET))
     found = await search_reads.best(rt.db, wanted, bound, limit, latest_first=False, opening=opening)
     if include_past and len(found) < limit:
         found += await search_reads.best(rt.db, wanted, bound, limit - len(found), latest_first=True)

@@ -452,6 +452,30 @@ async def test_a_window_of_many_events_is_read_in_one_round_trip(make_api, organ
     assert recorder.get_mores == 0
 
 
+async def test_words_that_are_never_together_cost_a_search_its_budget_not_every_event(make_api, organizer, monkeypatch):
+    """Two common words in no event together: without a budget, the search would read every
+    event of the leading word, however many (a second at 100,000 events); it reads about its budget."""
+    from app.catalog import search_reads
+
+    monkeypatch.setattr(search_reads, "READ_BUDGET", 40)
+    recorder = FindRecorder()
+    api = await make_api(db_listeners=[recorder])
+    cat = Catalog(api, organizer)
+    hall = venue_args("Big Hall", "Hull")
+    for n in range(120):
+        await cat.event(f"Rock Show {n}", "Band", hall, days=-9.9 + n / 10)
+        await cat.event(f"Jazz Night {n}", "Trio", hall, days=-9.9 + n / 10)
+    recorder.finds.clear()
+    assert await search(api, "rock jazz") == []
+    examined = await keys_examined(api, recorder)
+    probe = 4  # the probe's four windows of 12 hours: 5 events of each word
+    assert examined <= 40 + 2 * 5 * probe, examined
+    monkeypatch.setattr(search_reads, "READ_BUDGET", 10_000)
+    recorder.finds.clear()
+    assert await search(api, "rock jazz") == []
+    assert await keys_examined(api, recorder) >= 120, "the budget is what bounded the reads"
+
+
 @pytest.mark.slow
 async def test_a_search_examines_about_as_many_keys_as_it_returns_among_20000_events(make_api):
     """Issue 9: the keys a search examines are bounded by its limit times a small factor, not by
