@@ -76,6 +76,13 @@ async def on_sale_event(api: ApiClient, token: str, *types: dict) -> tuple[dict,
     return event, tickets
 
 
+async def admit_beyond_stock(api: ApiClient, event_id: str) -> None:
+    """Let the event admit buyers beyond its stock, as events stored before checkout holds do
+    (no claimableStock, app/catalog/turns.py): for tests of buyers racing for the last tickets,
+    which the purchase's guarded counters must settle without an oversell."""
+    await api.db.events.update_one({"_id": ObjectId(event_id)}, {"$unset": {"claimableStock": ""}})
+
+
 async def stuck_order(
     db, *, event_id: str, user: str, session_id: str, items: list[tuple[dict, int]], state: OrderState,
     key: str, take_stock: bool = True, age_ms: int = 60_000,

@@ -75,6 +75,10 @@ class Event(Document):
     skipped_seqs: list[int] = Field(default_factory=list, alias="skippedSeqs")
     # The last seq handed out when the queue last closed (WAITING up to it: joined as it closed).
     closed_through: int = Field(0, alias="closedThrough")
+    # Stock an admission may still claim: the unsold, unheld tickets less one for each buyer whose
+    # turn came and who holds nothing yet (app/catalog/turns.py). None: no limit (an event from
+    # before checkout holds, until the repair counts it).
+    claimable_stock: int | None = Field(None, alias="claimableStock")
     # The last write to the queue's counters: the repair leaves a busy queue's counters alone.
     queue_activity_at_utc: int | None = Field(None, alias="queueActivityAtUtc")
     # Each token the event is findable by (catalog/search.py `index_tokens`), prefixed by the score
@@ -119,6 +123,9 @@ class EventTicket(Document):
     # Of quantitySold, what orders of several types hold while they take their other types:
     # it comes back if one of those is refused (see app/orders/stock.py).
     quantity_tentative: int = Field(0, alias="quantityTentative")
+    # Of quantitySold, what buyers' checkouts hold and have not bought yet: it comes back when a
+    # checkout ends unused (app/queue/holds.py).
+    quantity_held: int = Field(0, alias="quantityHeld")
     max_per_purchase: int = Field(alias="maxPerPurchase")
     # Of this type, what one buyer may hold across all orders (None: only the event's cap).
     max_per_buyer: int | None = Field(None, alias="maxPerBuyer")
@@ -140,20 +147,27 @@ class EventTicket(Document):
         return self.quantity_tentative > 0 and self.quantity_remaining + self.quantity_tentative >= quantity
 
     def on_sale(self, now: int, event_status: EventStatus) -> bool:
-        """Inside the sale window, event not cancelled, and stock left."""
+        """Inside the sale window, event not cancelled, and stock left or held (held stock comes
+        back to the next buyer if its checkout ends unused)."""
         return (
             event_status is not EventStatus.CANCELLED
             and self.sale_starts_at_utc <= now < self.sale_ends_at_utc
-            and self.quantity_remaining > 0
+            and (self.quantity_remaining > 0 or self.quantity_held > 0)
         )
+
+    @property
+    def sold_for_good(self) -> bool:
+        """Every ticket sold, none of it only held."""
+        return self.quantity_remaining == 0 and self.quantity_held == 0
 
 
 def derive_status(stored: EventStatus, tickets: list[EventTicket], now: int) -> EventStatus:
     """An event's sale status from its ticket types at `now`.
 
-    CANCELLED sticks. ON_SALE while any type is on sale with stock; SOLD_OUT
-    when every type is sold out, or when every sale window has closed (nothing
-    can be bought any more); otherwise UPCOMING (no types yet, or the next
+    CANCELLED sticks. ON_SALE while any type is on sale with stock (or stock
+    held in checkouts, which may come back); SOLD_OUT when every type is sold
+    for good, or when every sale window has closed (nothing can be bought any
+    more); otherwise UPCOMING (no types yet, or the next
     window has not opened).
     """
     if stored is EventStatus.CANCELLED:
@@ -162,8 +176,8 @@ def derive_status(stored: EventStatus, tickets: list[EventTicket], now: int) -> 
         return EventStatus.UPCOMING
     if any(t.on_sale(now, stored) for t in tickets):
         return EventStatus.ON_SALE
-    if all(t.quantity_remaining == 0 for t in tickets):
+    if all(t.sold_for_good for t in tickets):
         return EventStatus.SOLD_OUT
-    if all(t.sale_ends_at_utc <= now for t in tickets if t.quantity_remaining > 0):
+    if all(t.sale_ends_at_utc <= now for t in tickets if not t.sold_for_good):
         return EventStatus.SOLD_OUT
     return EventStatus.UPCOMING

@@ -189,10 +189,11 @@ class Taken(NamedTuple):
 
 
 async def reserve_inventory(
-    db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int, total: int | None, tentative: int = 0
+    db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int, total: int | None, tentative: int = 0, held: int = 0
 ) -> Taken:
     """Add `quantity` to quantitySold only if that keeps it within quantityTotal (`total`,
-    fixed at creation; read here if not given), `tentative` of it also to quantityTentative.
+    fixed at creation; read here if not given), `tentative` of it also to quantityTentative
+    and `held` of it to quantityHeld.
 
     Two guards on plain fields rather than one `$expr` comparing the two: SecantusDB
     answers a top-level `$expr` (or `$and`) with a scan of the whole collection. The
@@ -204,7 +205,8 @@ async def reserve_inventory(
         if doc is None:
             return Taken(None)
         total = doc["quantityTotal"]
-    take = {"$inc": {"quantitySold": quantity} | ({"quantityTentative": tentative} if tentative else {})}
+    take = {"$inc": {"quantitySold": quantity} | ({"quantityTentative": tentative} if tentative else {})
+            | ({"quantityHeld": held} if held else {})}
     sold = None
     for _ in range(3):
         some_left = {"_id": ticket_type_id, "quantityTotal": total, "quantitySold": {"$lt": total - quantity}}
@@ -222,10 +224,27 @@ async def reserve_inventory(
     return Taken(None, sold)
 
 
-async def release_inventory(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int, tentative: bool = False) -> None:
-    """Give `quantity` back (held tentatively, if `tentative`)."""
-    give_back = {"quantitySold": -quantity} | ({"quantityTentative": -quantity} if tentative else {})
+async def release_inventory(
+    db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int, tentative: bool = False, held: bool = False
+) -> None:
+    """Give `quantity` back (held tentatively, if `tentative`; held by a checkout, if `held`)."""
+    give_back = ({"quantitySold": -quantity} | ({"quantityTentative": -quantity} if tentative else {})
+                 | ({"quantityHeld": -quantity} if held else {}))
     await db.eventTickets.update_one({"_id": ticket_type_id, "quantitySold": {"$gte": quantity}}, {"$inc": give_back})
+
+
+async def sell_held(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int) -> bool:
+    """Held stock is sold for good (its checkout bought it); whether that was the type's last
+    held stock with none left unsold (the event may have sold out).
+
+    The usual case, other checkouts still holding some, is one write; only the last
+    holder's needs a second, guarded on what is left.
+    """
+    sold = {"$inc": {"quantityHeld": -quantity}}
+    if (await db.eventTickets.update_one({"_id": ticket_type_id, "quantityHeld": {"$gt": quantity}}, sold)).modified_count:
+        return False
+    await db.eventTickets.update_one({"_id": ticket_type_id, "quantityHeld": {"$gte": quantity}}, sold)
+    return True
 
 
 async def confirm_tentative(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int) -> None:

@@ -145,6 +145,7 @@ async def create_event(rt: Runtime, *, actor: Viewer, draft: EventDraft) -> Even
         organizerId=organizer_id,
         createdAtUtc=now_ms(),
         maxTicketsPerBuyer=draft.max_tickets_per_buyer,
+        claimableStock=0,
     )
     duplicate = fail(
         ErrorCode.DUPLICATE_EVENT, "you already have an event of this artist with this title at this venue and time")
@@ -239,6 +240,7 @@ async def create_ticket_types(
     except DuplicateKeyError:
         # Another request added one of these kinds between our check and our write.
         raise fail(ErrorCode.DUPLICATE_TICKET_TYPE, "the event already has one of these ticket types") from None
+    await turns.add_claimable(rt.db, event.id, sum(t.quantity_total for t in tickets))
     instants = sorted({t.sale_starts_at_utc for t in tickets} | {t.sale_ends_at_utc for t in tickets})
     await repo.record_sale_windows(rt.db, ObjectId(event.id), [i for i in instants if i > now])
     await refresh_event_status(rt, event=event)
@@ -394,6 +396,7 @@ class StockTake(NamedTuple):
     quantity: int
     total: int
     tentative: bool = False
+    held: bool = False  # a checkout's hold (counted in quantityHeld until bought or given back)
 
 
 async def reserve_together(ticket_type_id: str, takes: list[StockTake]) -> list[bool | None]:
@@ -414,7 +417,8 @@ async def reserve_together(ticket_type_id: str, takes: list[StockTake]) -> list[
             return results
         amount = sum(takes[i].quantity for i in trying)
         tentative = sum(takes[i].quantity for i in trying if takes[i].tentative)
-        taken = await repo.reserve_inventory(db, oid, amount, total, tentative)
+        held = sum(takes[i].quantity for i in trying if takes[i].held)
+        taken = await repo.reserve_inventory(db, oid, amount, total, tentative, held)
         if taken.took_last is not None:
             for i in trying:
                 results[i] = False
@@ -431,13 +435,21 @@ async def reserve_together(ticket_type_id: str, takes: list[StockTake]) -> list[
     # Still racing: each on its own.
     for i in trying:
         take = takes[i]
-        results[i] = (await repo.reserve_inventory(db, oid, take.quantity, total, take.quantity if take.tentative else 0)).took_last
+        results[i] = (await repo.reserve_inventory(db, oid, take.quantity, total, take.quantity if take.tentative else 0,
+                                                   take.quantity if take.held else 0)).took_last
     return results
 
 
-async def release_inventory(rt: Runtime, *, ticket_type_id: str, quantity: int, tentative: bool = False) -> None:
-    """Give stock back to a ticket type (held tentatively, if `tentative`)."""
-    await repo.release_inventory(rt.db, ObjectId(ticket_type_id), quantity, tentative)
+async def release_inventory(
+    rt: Runtime, *, ticket_type_id: str, quantity: int, tentative: bool = False, held: bool = False
+) -> None:
+    """Give stock back to a ticket type (held tentatively, if `tentative`; by a checkout, if `held`)."""
+    await repo.release_inventory(rt.db, ObjectId(ticket_type_id), quantity, tentative, held)
+
+
+async def sell_held(rt: Runtime, *, ticket_type_id: str, quantity: int) -> bool:
+    """A checkout bought the stock it held; whether the type may have sold out with it."""
+    return await repo.sell_held(rt.db, ObjectId(ticket_type_id), quantity)
 
 
 async def confirm_tentative(rt: Runtime, *, ticket_type_id: str, quantity: int) -> None:
@@ -504,6 +516,16 @@ async def event_ids(rt: Runtime, *, statuses: list[EventStatus]) -> list[str]:
 async def correct_quantity_sold(rt: Runtime, *, ticket_type_id: str, seen: int, value: int) -> bool:
     """Repair: quantitySold becomes the recount `value` if it still holds `seen`; False if a write raced us."""
     return await repo.set_counter_if_unchanged(rt.db, "eventTickets", ObjectId(ticket_type_id), "quantitySold", seen, value)
+
+
+async def correct_quantity_held(rt: Runtime, *, ticket_type_id: str, seen: int, value: int) -> bool:
+    """Repair: quantityHeld becomes `value` if it still holds `seen`."""
+    return await repo.set_counter_if_unchanged(rt.db, "eventTickets", ObjectId(ticket_type_id), "quantityHeld", seen, value)
+
+
+async def correct_claimable_stock(rt: Runtime, *, event_id: str, seen: int | None, value: int) -> bool:
+    """Repair: the event's claimableStock becomes `value` if it still holds `seen`."""
+    return await repo.set_counter_if_unchanged(rt.db, "events", ObjectId(event_id), "claimableStock", seen, value)
 
 
 async def correct_quantity_tentative(rt: Runtime, *, ticket_type_id: str, seen: int, value: int) -> bool:

@@ -9,7 +9,11 @@ The event holds four numbers for its queue (DESIGN section 3):
 - `activeCheckouts`: the slots held, by turns given and not yet ended;
 - `closedThrough`: the last seq handed out when the queue last closed. A seq
   up to it that is still WAITING joined as the queue closed: it holds no slot,
-  and is closed rather than admitted, even if the sale reopens.
+  and is closed rather than admitted, even if the sale reopens;
+- `claimableStock`: the tickets an admission may still claim: unsold, unheld
+  stock less one for every buyer whose turn came and who holds nothing yet.
+  A turn is given only while it is positive, so every admitted buyer has a
+  ticket to hold (null on events from before holds: no limit).
 
 The buyers still waiting are the seqs in (admittedThrough, nextQueueSeq]
 that are not skipped. Admission is moving `admittedThrough` on to the next of
@@ -41,6 +45,8 @@ _NEXT = {"$ifNull": ["$nextQueueSeq", 0]}
 _THROUGH = {"$ifNull": ["$admittedThrough", 0]}
 _SKIPPED = {"$ifNull": ["$skippedSeqs", []]}
 _ACTIVE = {"$ifNull": ["$activeCheckouts", 0]}
+# Null (never counted) stays null through `$add` and `$subtract`, and `$min` passes over it: no limit.
+_CLAIMABLE = {"$ifNull": ["$claimableStock", None]}
 _FIELDS = {"nextQueueSeq": 1, "admittedThrough": 1, "skippedSeqs": 1, "activeCheckouts": 1, "closedThrough": 1,
            "status": 1}
 
@@ -137,7 +143,7 @@ async def take_places(db: AsyncDatabase, event_id: str, limit: int, count: int) 
     waiting = {"$subtract": [_NEXT, {"$add": [_THROUGH, {"$size": _SKIPPED}]}]}
     # Turns given with these places: every free slot, up to `count`, if nobody waits.
     given = {"$cond": [{"$or": [closed, {"$ne": [waiting, 0]}]}, 0,
-                       {"$max": [0, {"$min": [count, {"$subtract": [limit, _ACTIVE]}]}]}]}
+                       {"$max": [0, {"$min": [count, {"$subtract": [limit, _ACTIVE]}, _CLAIMABLE]}]}]}
     first = {"$add": [_NEXT, 1]}
     written = await _write(db, event_id, {
         "nextQueueSeq": {"$cond": [closed, _NEXT, {"$add": [_NEXT, count]}]},
@@ -145,6 +151,7 @@ async def take_places(db: AsyncDatabase, event_id: str, limit: int, count: int) 
         "admittedThrough": {"$cond": [{"$gt": [given, 0]}, {"$add": [_NEXT, given]}, _THROUGH]},
         "skippedSeqs": {"$cond": [{"$gt": [given, 0]}, [], _SKIPPED]},
         "activeCheckouts": {"$add": [_ACTIVE, given]},
+        "claimableStock": {"$subtract": [_CLAIMABLE, given]},
     }, {"s": first, "g": given, "c": closed, "w": waiting})
     if written is None:
         return None
@@ -160,19 +167,22 @@ async def give_back_place(db: AsyncDatabase, event_id: str, place: Place) -> boo
     changes: dict[str, Any] = {"nextQueueSeq": place.seq - 1}
     if place.admitted:  # the turn and a slot came with it, and nobody waited: every seq before it is dealt with
         guard["admittedThrough"] = place.seq
-        changes |= {"admittedThrough": place.seq - 1, "activeCheckouts": {"$max": [0, {"$subtract": [_ACTIVE, 1]}]}}
+        changes |= {"admittedThrough": place.seq - 1, "activeCheckouts": {"$max": [0, {"$subtract": [_ACTIVE, 1]}]},
+                    "claimableStock": {"$add": [_CLAIMABLE, 1]}}
     else:
         guard["admittedThrough"] = {"$not": {"$gte": place.seq}}
     result = await db.events.update_one(guard, [{"$set": changes}])
     return result.modified_count == 1
 
 
-async def move_on(db: AsyncDatabase, event_id: str, limit: int, *, freed: int, most: int = 1) -> Turn:
-    """Give the next waiting seqs their turns, as many as slots are free, `most` at most
-    (`freed`: the slots the caller gives up, which then go to those seqs, or back to the pool)."""
+async def move_on(db: AsyncDatabase, event_id: str, limit: int, *, freed: int, most: int = 1, returned: int = 0) -> Turn:
+    """Give the next waiting seqs their turns, as many as slots are free and stock is claimable,
+    `most` at most (`freed`: the slots the caller gives up, `returned`: the claimable stock it
+    gives back, both of which then go to those seqs, or back to the pool)."""
     active = {"$max": [0, {"$subtract": [_ACTIVE, int(freed)]}]}
+    claimable = {"$add": [_CLAIMABLE, int(returned)]}
     waiting = {"$subtract": [_NEXT, {"$add": [_THROUGH, {"$size": _SKIPPED}]}]}
-    given = {"$cond": [_CLOSED, 0, {"$max": [0, {"$min": [most, {"$subtract": [limit, active]}, waiting]}]}]}
+    given = {"$cond": [_CLOSED, 0, {"$max": [0, {"$min": [most, {"$subtract": [limit, active]}, waiting, claimable]}]}]}
     # The given-th live seq after admittedThrough: each skipped seq on the way is stepped over
     # (skippedSeqs is ascending, all above admittedThrough).
     last = {"$reduce": {
@@ -185,6 +195,7 @@ async def move_on(db: AsyncDatabase, event_id: str, limit: int, *, freed: int, m
         "skippedSeqs": {"$cond": [give, {"$filter": {"input": _SKIPPED, "as": "s", "cond": {"$gt": ["$$s", last]}}},
                                   _SKIPPED]},
         "activeCheckouts": {"$add": [active, given]},
+        "claimableStock": {"$subtract": [claimable, given]},
     }, {"s": {"$cond": [give, last, None]}, "g": given})
     if written is None:
         return Turn(None, Turns(0, 0, (), 0, None))
@@ -239,12 +250,27 @@ async def _write(db: AsyncDatabase, event_id: str, changes: dict[str, Any], outc
 
 
 async def close(db: AsyncDatabase, event_id: str, *, slots: int) -> None:
-    """The queue closed: `slots` slots are free, and every seq handed out has been dealt with."""
+    """The queue closed: `slots` slots are free (with the stock their buyers could claim), and
+    every seq handed out has been dealt with."""
     changes: dict[str, Any] = {"admittedThrough": {"$max": [_THROUGH, _NEXT]}, "closedThrough": {"$max": [_THROUGH, _NEXT]},
                                "skippedSeqs": []}
     if slots:  # a closing that freed nothing is no sign of a busy sale (the repair looks at this)
-        changes |= {"activeCheckouts": {"$max": [0, {"$subtract": [_ACTIVE, slots]}]}, "queueActivityAtUtc": now_ms()}
+        changes |= {"activeCheckouts": {"$max": [0, {"$subtract": [_ACTIVE, slots]}]}, "queueActivityAtUtc": now_ms(),
+                    "claimableStock": {"$add": [_CLAIMABLE, slots]}}
     await db.events.update_one({"_id": ObjectId(event_id)}, [{"$set": changes}])
+
+
+async def claim(db: AsyncDatabase, event_id: str, extra: int) -> bool:
+    """An admitted buyer holds `extra` tickets beyond the one its turn claimed, if that much is
+    claimable; False if not (the others admitted must keep a ticket each)."""
+    result = await db.events.update_one({"_id": ObjectId(event_id), "claimableStock": {"$not": {"$lt": extra}}},
+                                        [{"$set": {"claimableStock": {"$subtract": [_CLAIMABLE, extra]}}}])
+    return result.matched_count == 1
+
+
+async def add_claimable(db: AsyncDatabase, event_id: str, amount: int) -> None:
+    """New stock (ticket types added): that much more to claim."""
+    await db.events.update_one({"_id": ObjectId(event_id)}, [{"$set": {"claimableStock": {"$add": [_CLAIMABLE, amount]}}}])
 
 
 async def skip_lost(db: AsyncDatabase, event_id: str, seen: Turns, lost: list[int]) -> bool:

@@ -11,6 +11,7 @@ from enum import Enum
 from pydantic import Field
 
 from app.documents import Document
+from app.queue.models import HeldItem
 
 
 class CheckoutStatus(Enum):
@@ -29,3 +30,5 @@ class CheckoutSession(Document):
     created_at_utc: int = Field(alias="createdAtUtc")
     expires_at_utc: int = Field(alias="expiresAtUtc")
     ended_at_utc: int | None = Field(None, alias="endedAtUtc")
+    # The stock it held (app/queue/holds.py), if its start named what the buyer wants.
+    held_items: list[HeldItem] | None = Field(None, alias="heldItems")

@@ -41,5 +41,5 @@ def _session(entry: QueueEntry, status: CheckoutStatus, *, ended_at: int | None)
         _id=entry.session_id, eventId=entry.event_id, userId=entry.user_id, queueEntryId=entry.id, status=status,
         createdAtUtc=entry.checkout_started_at_utc or entry.admitted_at_utc or entry.joined_at_utc,
         expiresAtUtc=entry.expires_at_utc if ended_at is None else min(entry.expires_at_utc, ended_at),
-        endedAtUtc=ended_at,
+        endedAtUtc=ended_at, heldItems=entry.held_items,
     )

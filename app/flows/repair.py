@@ -8,13 +8,17 @@ nothing more. The workers' `repair` cron runs it every minute; tests call it dir
 Counters are recounted from the documents they count and corrected only if
 no write raced the recount (the counter still holds the value read first):
 - quantitySold of a type = its issued, non-cancelled tickets + the items of
-  orders still in flight (PENDING/RESERVED). Counting in-flight orders as sold
-  errs towards selling less, never more.
+  orders still in flight (PENDING/RESERVED) + what live checkouts hold (a
+  hold being bought is counted once, by its order). Counting in-flight orders
+  as sold errs towards selling less, never more.
+- quantityHeld of a type = what live checkouts hold (app/queue/holds.py).
 - quantityTentative of a type = 0 once no order is in flight (a purchase that
   died while taking its types left it; see app/orders/stock.py).
 - activeCheckouts of an event = its ADMITTED entries, only if both numbers
   hold still for a short settle time (a turn given to a join still writing
-  its entry holds a slot for a moment before the entry is ADMITTED).
+  its entry holds a slot for a moment before the entry is ADMITTED); and its
+  claimableStock = unsold, unheld stock less a ticket for each buyer whose
+  turn came and who holds nothing, with the same settle time.
 - seqs that no entry holds (a join died between taking its seq and writing
   its entry) are skipped, with the same settle time.
 The cron recounts an event only once its sale has been quiet for the order
@@ -105,17 +109,30 @@ async def repair_counters(rt: Runtime, *, event_id: str, settle_seconds: float =
     types = await catalog.ticket_types_of_event(rt, event_id=event_id)  # the counters, read first
     in_flight = await orders.orders_in_flight(rt, event_id=event_id)
     issued = await orders.issued_by_type(rt, event_id=event_id, excluding_orders=[o.id for o in in_flight])
-    held = Counter()
+    ordered = Counter()
     for order in in_flight:
         for item in order.items:
+            ordered[item.ticket_type_id] += item.quantity
+    # Read after the orders: a hold bought meanwhile is then counted by neither, erring towards less.
+    buying = {o.session_id for o in in_flight if o.from_hold}
+    held = Counter()
+    for entry in await queue.live_holds(rt, event_id=event_id):
+        for item in entry.held_items or ():
             held[item.ticket_type_id] += item.quantity
+            if entry.session_id not in buying:
+                ordered[item.ticket_type_id] += item.quantity
     for ticket in types:
-        expected = issued.get(ticket.id, 0) + held[ticket.id]
+        expected = issued.get(ticket.id, 0) + ordered[ticket.id]
         if expected != ticket.quantity_sold and await catalog.correct_quantity_sold(
             rt, ticket_type_id=ticket.id, seen=ticket.quantity_sold, value=expected,
         ):
             corrections.append(f"quantitySold of {ticket.id}: {ticket.quantity_sold} -> {expected}")
             metrics.REPAIRS.labels("quantity_sold").inc()
+        if held[ticket.id] != ticket.quantity_held and await catalog.correct_quantity_held(
+            rt, ticket_type_id=ticket.id, seen=ticket.quantity_held, value=held[ticket.id],
+        ):
+            corrections.append(f"quantityHeld of {ticket.id}: {ticket.quantity_held} -> {held[ticket.id]}")
+            metrics.REPAIRS.labels("quantity_held").inc()
         # Tentative holds last while an order takes its types; with none in flight, none is held.
         if ticket.quantity_tentative and not in_flight and await catalog.correct_quantity_tentative(
             rt, ticket_type_id=ticket.id, seen=ticket.quantity_tentative, value=0,
@@ -127,6 +144,12 @@ async def repair_counters(rt: Runtime, *, event_id: str, settle_seconds: float =
     if slots is not None:
         corrections.append(f"activeCheckouts of {event_id}: {slots[0]} -> {slots[1]}")
         metrics.REPAIRS.labels("active_checkouts").inc()
+    if event.status is not EventStatus.CANCELLED:
+        unclaimed = sum(t.quantity_total - issued.get(t.id, 0) - ordered[t.id] for t in types)
+        claimable = await queue.recount_claimable(rt, event_id=event_id, unclaimed=unclaimed, settle_seconds=settle_seconds)
+        if claimable is not None:
+            corrections.append(f"claimableStock of {event_id}: {claimable[0]} -> {claimable[1]}")
+            metrics.REPAIRS.labels("claimable_stock").inc()
     lost = await queue.skip_lost_seqs(rt, event_id=event_id, settle_seconds=settle_seconds)
     if lost:
         corrections.append(f"seqs of {event_id} whose join never wrote its entry, skipped: {lost}")

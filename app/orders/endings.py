@@ -76,7 +76,7 @@ async def finish_group(event_id: str, endings: list[Ending]) -> list[Finished]:
         # use; the entries are closed after the buyers are answered.
         await queue.refresh_status(rt, event_id=event_id, wait_for_closing=False)
     await queue.complete_admissions(rt, event_id=event_id, completions=[
-        queue.Completion(e.order.user_id, e.order.session_id, e.entry)
+        queue.Completion(e.order.user_id, e.order.session_id, e.entry, e.order.quantity, e.order.from_hold)
         for e, answer in zip(endings, answers) if not isinstance(answer, DomainError)])
     await rt.broker.publish(channels.event(event_id), {"kind": "inventory"})
     return answers

@@ -83,6 +83,12 @@ class Order(Document):
     failure: Failure | None = None
     created_at_utc: int = Field(alias="createdAtUtc")
     updated_at_utc: int = Field(alias="updatedAtUtc")
+    # Bought with the stock its checkout held (app/queue/holds.py), not taken at purchase.
+    from_hold: bool = Field(False, alias="fromHold")
+
+    @property
+    def quantity(self) -> int:
+        return sum(i.quantity for i in self.items)
 
 
 class UserTicket(Document):

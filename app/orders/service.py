@@ -11,7 +11,10 @@ The order of steps is what makes a purchase safe:
    given back if a later step fails;
 5. each item's stock is taken with the guarded counter; if one is short,
    the ones taken are given back and the order FAILS (nothing issued):
-   see app/orders/stock.py;
+   see app/orders/stock.py. A checkout that holds stock (its start named the
+   items, app/queue/holds.py) buys exactly what it holds instead: the hold
+   moves to the order in one guarded write, which fails only if the checkout
+   ended first;
 6. the planned tickets are inserted, the order COMPLETES and the checkout
    ends, handing the slot to the next buyer.
 A crash between steps leaves an order PENDING: `repair` finishes it if its
@@ -32,16 +35,18 @@ from pymongo.asynchronous.database import AsyncDatabase
 from app import metrics
 from app.auth import Viewer, require_user
 from app.catalog import service as catalog
-from app.catalog.models import EventStatus, EventTicket
+from app.catalog.models import Event, EventStatus, EventTicket
 from app.checkout import service as checkout
-from app.checkout.models import CheckoutStatus
+from app.checkout.models import CheckoutSession, CheckoutStatus
 from app.documents import parse_object_id
 from app.errors import Checker, DomainError, ErrorCode, Problem, fail
 from app.orders import codes, endings, stock, tallies
 from app.orders import repository as repo
 from app.orders.models import Failure, Order, OrderItem, OrderState, PlannedTicket, UserTicket
 from app.queue import service as queue
-from app.queue.models import QueueEntry, QueueStatus
+from app.pubsub import channels
+from app.queue import holds
+from app.queue.models import HeldItem, QueueEntry, QueueStatus
 from app.runtime import Runtime
 from app.timeutil import now_ms
 
@@ -54,6 +59,9 @@ REPLAY_WAIT_SECONDS = 10.0
 class PurchaseItem:
     ticket_type_id: str
     quantity: int
+
+    def held(self) -> HeldItem:
+        return HeldItem(ticketTypeId=self.ticket_type_id, quantity=self.quantity)
 
 
 class Purchased(NamedTuple):
@@ -82,25 +90,21 @@ async def purchase_tickets(
             raise fail(ErrorCode.EVENT_CANCELLED, "the event is cancelled")
         raise await _no_checkout(rt, event.id, user_id)
     assert entry is not None and entry.session_id is not None
-    wanted = [i.ticket_type_id for i in items]
-    types = {t.id: t for t in event_types if t.id in wanted}
-    if len(types) < len(set(wanted)):  # a type the view does not hold (just added, or another event's)
-        types = await catalog.ticket_types_by_id(rt, ids=wanted)
+    if entry.holds and not holds.same([i.held() for i in items], entry.held_items):
+        raise fail(ErrorCode.VALIDATION, "your checkout holds " + _listed(entry.held_items or [])
+                   + "; buy exactly what it holds", "input.items")
     now = now_ms()
-    all_types = {t.id: t for t in event_types} | {t.id: t for t in types.values() if t.event_id == event.id}
-    caps = tallies.caps_of(event, list(all_types.values()), rt.settings.max_tickets_per_purchase)
-    order_items = _check_items(rt, items, types, event.id, now, caps)
-    currencies = {types[i.ticket_type_id].currency for i in items}
-    if len(currencies) > 1:
-        raise fail(ErrorCode.VALIDATION, "one order is paid in one currency: buy these types separately", "input.items")
+    checked = await _checked_items(rt, event, event_types, items, now)
+    order_items, types = checked.items, checked.types
     order = Order.model_validate({
         "_id": str(ObjectId()), "eventId": event.id, "userId": user_id, "sessionId": entry.session_id,
         "idempotencyKey": key, "requestHash": request_hash, "items": [i.model_dump(by_alias=True) for i in order_items],
         "tickets": [t.model_dump(by_alias=True) for t in _plan_tickets(order_items)], "state": OrderState.PENDING,
-        "totalCents": sum(i.quantity * i.unit_price_cents for i in order_items), "currency": currencies.pop(),
-        "createdAtUtc": now, "updatedAtUtc": now,
+        "totalCents": sum(i.quantity * i.unit_price_cents for i in order_items), "currency": checked.currency,
+        "createdAtUtc": now, "updatedAtUtc": now, "fromHold": entry.holds,
     })
-    shortage = await stock.confirmed_shortage(rt, order, types)
+    # Held stock is there to buy: only a purchase that takes its stock now can be short.
+    shortage = None if order.from_hold else await stock.confirmed_shortage(rt, order, types)
     if shortage is not None:
         # Refused without touching stock: the order is written FAILED at once, so that a twin
         # request, or a retry, with this key gets this same answer.
@@ -115,7 +119,7 @@ async def purchase_tickets(
         stock.count_refusal(shortage)
         raise DomainError(shortage)
 
-    over_cap = await tallies.take(rt, order=order, caps=caps)
+    over_cap = await tallies.take(rt, order=order, caps=checked.caps)
     if over_cap is not None:
         # Stored under the key, as a shortage is: a twin, or a retry, gets this same answer.
         failure = Failure(code=over_cap.code.value, message=over_cap.message, field=over_cap.field)
@@ -123,12 +127,73 @@ async def purchase_tickets(
         metrics.PURCHASES.labels("failed").inc()
         raise DomainError(over_cap)
     try:
-        ran_out = await stock.reserve_all(rt, order, types)
+        ran_out = await (_buy_hold(rt, order, entry) if order.from_hold else stock.reserve_all(rt, order, types))
         order, tickets = await finish_order(rt, order, stock_ran_out=ran_out, entry=entry)
     except DomainError:  # the order FAILED (stock short, or undone by the repair): its count comes back
         await tallies.give_back(rt, order=order)
         raise
     return Purchased(order, tickets)
+
+
+class Checked(NamedTuple):
+    """A request's items as the sale's rules allow them: the order's items, their types as
+    read, the caps in force, and the one currency they are paid in."""
+
+    items: list[OrderItem]
+    types: dict[str, EventTicket]
+    caps: tallies.Caps
+    currency: str
+
+
+async def _checked_items(rt: Runtime, event: Event, event_types: list[EventTicket], items: list[PurchaseItem], now: int,
+                         field: str = "input.items") -> Checked:
+    """The items of a purchase (or of a checkout's hold, named at `field`), or every reason
+    the sale's rules refuse them, before anything is written."""
+    wanted = [i.ticket_type_id for i in items]
+    types = {t.id: t for t in event_types if t.id in wanted}
+    if len(types) < len(set(wanted)):  # a type the view does not hold (just added, or another event's)
+        types = await catalog.ticket_types_by_id(rt, ids=wanted)
+    all_types = {t.id: t for t in event_types} | {t.id: t for t in types.values() if t.event_id == event.id}
+    caps = tallies.caps_of(event, list(all_types.values()), rt.settings.max_tickets_per_purchase)
+    order_items = _check_items(rt, items, types, event.id, now, caps, field)
+    currencies = {types[i.ticket_type_id].currency for i in items}
+    if len(currencies) > 1:
+        raise fail(ErrorCode.VALIDATION, "one order is paid in one currency: buy these types separately", field)
+    return Checked(order_items, types, caps, currencies.pop())
+
+
+async def start_checkout(rt: Runtime, *, actor: Viewer, event_id: str, items: list[PurchaseItem] | None) -> CheckoutSession:
+    """M6: the ADMITTED buyer's checkout; if it names `items`, their stock is taken now and held
+    for the session (checked first as a purchase of them would be), so its purchase cannot
+    fail for stock."""
+    if items is None:
+        return await queue.start_checkout(rt, actor=actor, event_id=event_id)
+    require_user(actor)
+    _check_shape(Checker(), items, "items").raise_if_any()
+    event, event_types = await catalog.sale_view_of(rt, event_id=event_id, field="eventId")
+    checked = await _checked_items(rt, event, event_types, items, now_ms(), "items")
+    hold = holds.Hold([i.held() for i in items], checked.types, "items")
+    return await queue.start_checkout(rt, actor=actor, event_id=event.id, hold=hold)
+
+
+async def _buy_hold(rt: Runtime, order: Order, entry: QueueEntry) -> bool:
+    """The order takes the stock its checkout holds (one guarded write of the entry); whether a
+    type may have sold out with it. CHECKOUT_EXPIRED, and the order FAILS, if the checkout
+    ended (and gave the stock back) first."""
+    if not await queue.buy_hold(rt, entry=entry, order_id=order.id):
+        problem = Problem(ErrorCode.CHECKOUT_EXPIRED, "your checkout ended before this purchase, and what it held was "
+                          "given back; join the queue again", "input.items")
+        await repo.move(rt.db, order, OrderState.FAILED, now_ms(), {"failure": Failure(
+            code=problem.code.value, message=problem.message, field=problem.field).model_dump()})
+        metrics.PURCHASES.labels("failed").inc()
+        raise DomainError(problem)
+    ran_out = await holds.sell(rt, entry.held_items or [])
+    await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})
+    return ran_out
+
+
+def _listed(items: list[HeldItem]) -> str:
+    return ", ".join(f"{i.quantity} of {i.ticket_type_id}" for i in items)
 
 
 async def _insert_group(event_id: str, inserts: list[tuple[AsyncDatabase, Order]]) -> list[bool]:
@@ -205,8 +270,12 @@ async def sessions_that_bought(rt: Runtime, *, sessions: list[tuple[str, str]], 
 
 
 async def stock_was_taken(rt: Runtime, *, order: Order) -> bool:
-    """Did this in-flight order take its stock (RESERVED, or some of its tickets are in)?"""
-    return order.state is OrderState.RESERVED or await repo.any_ticket_of(rt.db, order)
+    """Did this in-flight order take its stock (RESERVED, some of its tickets are in, or it
+    bought its checkout's hold)?"""
+    if order.state is OrderState.RESERVED or await repo.any_ticket_of(rt.db, order):
+        return True
+    return order.from_hold and await queue.hold_bought_by(rt, event_id=order.event_id, user_id=order.user_id,
+                                                          order_id=order.id)
 
 
 async def undo_abandoned_order(rt: Runtime, *, order: Order) -> bool:
@@ -235,17 +304,24 @@ def _check_request(items: list[PurchaseItem], key: str) -> str:
     check = Checker()
     key = (key or "").strip()
     check.require(0 < len(key) <= MAX_KEY_LENGTH, "input.idempotencyKey", f"must be 1 to {MAX_KEY_LENGTH} characters")
-    check.require(bool(items), "input.items", "must list at least one item")
+    _check_shape(check, items, "input.items").raise_if_any()
+    return key
+
+
+def _check_shape(check: Checker, items: list[PurchaseItem], field: str) -> Checker:
+    """The items' own rules (at least one, quantities of 1 or more, each type once, ids well
+    formed) added to `check`; a malformed id raises NOT_FOUND once the rest has passed."""
+    check.require(bool(items), field, "must list at least one item")
     seen: set[str] = set()
     for i, item in enumerate(items):
-        check.require(item.quantity >= 1, f"input.items.{i}.quantity", "must be at least 1")
+        check.require(item.quantity >= 1, f"{field}.{i}.quantity", "must be at least 1")
         if item.ticket_type_id in seen:
-            check.require(False, f"input.items.{i}.ticketTypeId", "each ticket type may appear once; add up the quantity")
+            check.require(False, f"{field}.{i}.ticketTypeId", "each ticket type may appear once; add up the quantity")
         seen.add(item.ticket_type_id)
-    check.raise_if_any()
-    for i, item in enumerate(items):
-        parse_object_id(item.ticket_type_id, "ticket type", f"input.items.{i}.ticketTypeId")
-    return key
+    if not check.problems:
+        for i, item in enumerate(items):
+            parse_object_id(item.ticket_type_id, "ticket type", f"{field}.{i}.ticketTypeId")
+    return check
 
 
 def _request_hash(event_id: str, items: list[PurchaseItem]) -> str:
@@ -264,14 +340,15 @@ async def _no_checkout(rt: Runtime, event_id: str, user_id: str) -> DomainError:
 
 
 def _check_items(
-    rt: Runtime, items: list[PurchaseItem], types: dict[str, EventTicket], event_id: str, now: int, caps: tallies.Caps
+    rt: Runtime, items: list[PurchaseItem], types: dict[str, EventTicket], event_id: str, now: int, caps: tallies.Caps,
+    field: str,
 ) -> list[OrderItem]:
     """The order's items, or every reason the request is refused before anything is written
     (an order bigger than a cap refuses itself, whatever the buyer holds)."""
     problems: list[Problem] = []
     order_items: list[OrderItem] = []
     for i, item in enumerate(items):
-        at = f"input.items.{i}"
+        at = f"{field}.{i}"
         ticket = types.get(item.ticket_type_id)
         if ticket is None or ticket.event_id != event_id:
             problems.append(Problem(ErrorCode.NOT_FOUND, "no such ticket type for this event", f"{at}.ticketTypeId"))
@@ -292,11 +369,11 @@ def _check_items(
     total = sum(i.quantity for i in items)
     if total > rt.settings.max_tickets_per_purchase:
         problems.append(Problem(
-            ErrorCode.PURCHASE_LIMIT_EXCEEDED, f"at most {rt.settings.max_tickets_per_purchase} tickets per purchase", "input.items"
+            ErrorCode.PURCHASE_LIMIT_EXCEEDED, f"at most {rt.settings.max_tickets_per_purchase} tickets per purchase", field
         ))
     elif not problems and total > caps.total:  # said once: the limits above already name the excess
         problems.append(Problem(
-            ErrorCode.PURCHASE_LIMIT_EXCEEDED, f"at most {caps.total} tickets per buyer for this event", "input.items"
+            ErrorCode.PURCHASE_LIMIT_EXCEEDED, f"at most {caps.total} tickets per buyer for this event", field
         ))
     if problems:
         raise DomainError(*problems)

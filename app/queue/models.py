@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.documents import Document
 
@@ -23,8 +23,26 @@ class QueueStatus(Enum):
 LIVE = (QueueStatus.WAITING, QueueStatus.ADMITTED)
 
 
+class HoldState(Enum):
+    """The stock a checkout holds: HELD until it is BOUGHT by the session's purchase, or
+    RETURNED to the sale when the checkout ends unused (each move one guarded write)."""
+
+    HELD = "HELD"
+    BOUGHT = "BOUGHT"
+    RETURNED = "RETURNED"
+
+
+class HeldItem(BaseModel):
+    """Tickets of one type that a checkout holds."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    ticket_type_id: str = Field(alias="ticketTypeId")
+    quantity: int
+
+
 class QueueEntry(Document):
-    object_id_fields = frozenset({"eventId", "sessionId"})
+    object_id_fields = frozenset({"eventId", "sessionId", "holdOrderId"})
 
     event_id: str = Field(alias="eventId")
     user_id: str = Field(alias="userId")
@@ -38,12 +56,30 @@ class QueueEntry(Document):
     # lives here; its record in checkoutSessions is written when it ends (app/checkout).
     session_id: str | None = Field(None, alias="sessionId")
     checkout_started_at_utc: int | None = Field(None, alias="checkoutStartedAtUtc")
+    # The stock the checkout holds, if it named what it wants when it started (app/queue/holds.py),
+    # and the order that bought it.
+    held_items: list[HeldItem] | None = Field(None, alias="heldItems")
+    hold_state: HoldState | None = Field(None, alias="holdState")
+    hold_order_id: str | None = Field(None, alias="holdOrderId")
     ended_at_utc: int | None = Field(None, alias="endedAtUtc")
     # Earlier places of this buyer in this event's queue, newest last (support's "what happened").
     history: list[dict] = Field(default_factory=list)
 
     def is_live(self) -> bool:
         return self.status in LIVE
+
+    @property
+    def holds(self) -> bool:
+        """Does its checkout hold stock not yet bought?"""
+        return self.hold_state is HoldState.HELD
+
+    @property
+    def claim(self) -> int:
+        """The claimable stock this entry's end gives back (app/catalog/turns.py): what it holds;
+        one ticket if its turn came and it holds nothing; nothing once its hold was bought."""
+        if self.hold_state is HoldState.HELD:
+            return sum(i.quantity for i in self.held_items or ())
+        return 0 if self.hold_state is not None else 1
 
     @property
     def progress(self) -> tuple[int, int]:

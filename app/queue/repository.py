@@ -16,13 +16,13 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from app.db import insert_each
-from app.queue.models import QueueEntry, QueueStatus
+from app.queue.models import HeldItem, HoldState, QueueEntry, QueueStatus
 
 HISTORY_KEPT = 20
 # What a finished entry's place leaves behind, dropped when the entry takes a new place.
 _ENDED_FIELDS = ("admittedAtUtc", "cooldownUntilUtc", "sessionId", "checkoutStartedAtUtc", "endedAtUtc", "closedBy",
-                 "admittedBy", "endedBy")
-_RECORD_FIELDS = ("seq", "status", "joinedAtUtc", "admittedAtUtc", "endedAtUtc", "expiresAtUtc")
+                 "admittedBy", "endedBy", "heldItems", "holdState", "holdOrderId")
+_RECORD_FIELDS = ("seq", "status", "joinedAtUtc", "admittedAtUtc", "endedAtUtc", "expiresAtUtc", "heldItems", "holdState")
 
 
 async def get(db: AsyncDatabase, event_id: str, user_id: str) -> QueueEntry | None:
@@ -135,32 +135,46 @@ async def complete_many(db: AsyncDatabase, entries: list[QueueEntry], now: int) 
 
 
 class Attach(NamedTuple):
-    """A checkout to start from an ADMITTED entry, as read: its session and when it expires."""
+    """A checkout to start from an ADMITTED entry, as read: its session, when it expires, and
+    the stock it holds (taken already; None: it holds nothing)."""
 
     entry: QueueEntry
     session_id: ObjectId
     now: int
     expires_at: int
+    held: list[HeldItem] | None = None
+
+
+_HOLD_FIELDS = ("heldItems", "holdState")
 
 
 async def attach_sessions(db: AsyncDatabase, attaches: list[Attach]) -> list[QueueEntry | None]:
-    """Record each checkout on its entry if the entry is still an unexpired admission with no
-    session, in one command; the entry after it, or None where another session came first."""
+    """Record each checkout (and its hold) on its entry if the entry is still an unexpired
+    admission with no session, in one command; the entry after it, or None where another
+    session came first (or the entry ended)."""
+    holding = any(a.held for a in attaches)
+
     def attached(a: Attach) -> dict[str, Any]:
-        return {"sessionId": a.session_id, "checkoutStartedAtUtc": a.now, "expiresAtUtc": a.expires_at}
+        fields = {"sessionId": a.session_id, "checkoutStartedAtUtc": a.now, "expiresAtUtc": a.expires_at}
+        if holding:
+            fields |= {"heldItems": [i.model_dump(by_alias=True) for i in a.held] if a.held else None,
+                       "holdState": HoldState.HELD.value if a.held else None}
+        return fields
 
     # One update_many whose pipeline looks up each entry's own values: half the time of one
     # statement per entry (SecantusDB plans and runs each statement of a bulk write alone).
     ids = [ObjectId(a.entry.id) for a in attaches]
 
     def own(field: str) -> dict[str, Any]:
-        return {"$arrayElemAt": [[attached(a)[field] for a in attaches], {"$indexOfArray": [ids, "$_id"]}]}
+        return {"$arrayElemAt": [{"$literal": [attached(a)[field] for a in attaches]}, {"$indexOfArray": [ids, "$_id"]}]}
+
+    fields = ("sessionId", "checkoutStartedAtUtc", "expiresAtUtc") + (_HOLD_FIELDS if holding else ())
 
     # `_id` first: SecantusDB then finds the candidates by point lookups.
     result = await db.eventQueue.update_many(
         {"_id": {"$in": ids}, "status": QueueStatus.ADMITTED.value, "sessionId": None,
          "expiresAtUtc": {"$gt": max(a.now for a in attaches)}},
-        [{"$set": {field: own(field) for field in ("sessionId", "checkoutStartedAtUtc", "expiresAtUtc")}}],
+        [{"$set": {field: own(field) for field in fields}}],
     )
     if result.modified_count == len(attaches):
         won = [True] * len(attaches)
@@ -169,6 +183,28 @@ async def attach_sessions(db: AsyncDatabase, attaches: list[Attach]) -> list[Que
                   async for d in db.eventQueue.find({"_id": {"$in": ids}}, projection={"sessionId": 1})}
         won = [stored.get(ObjectId(a.entry.id)) == a.session_id for a in attaches]
     return [QueueEntry.from_doc(a.entry.to_doc() | attached(a)) if ok else None for a, ok in zip(attaches, won)]
+
+
+async def buy_hold(db: AsyncDatabase, entry: QueueEntry, order_id: str) -> bool:
+    """The stock the entry's checkout holds goes to its order: HELD -> BOUGHT, once; False if
+    it was returned (the checkout ended) or bought by another order first."""
+    result = await db.eventQueue.update_one(
+        {"_id": ObjectId(entry.id), "sessionId": ObjectId(entry.session_id), "holdState": HoldState.HELD.value},
+        {"$set": {"holdState": HoldState.BOUGHT.value, "holdOrderId": ObjectId(order_id)}})
+    return result.modified_count == 1
+
+
+async def hold_bought_by(db: AsyncDatabase, event_id: str, user_id: str, order_id: str) -> bool:
+    """Did this order buy the stock its buyer's checkout held?"""
+    return await db.eventQueue.count_documents(
+        {"eventId": ObjectId(event_id), "userId": user_id, "holdOrderId": ObjectId(order_id)}) > 0
+
+
+async def live_holds(db: AsyncDatabase, event_id: str) -> list[QueueEntry]:
+    """The event's ADMITTED entries whose checkout holds stock not yet bought."""
+    cursor = db.eventQueue.find({"eventId": ObjectId(event_id), "status": QueueStatus.ADMITTED.value,
+                                 "holdState": HoldState.HELD.value})
+    return [QueueEntry.from_doc(d) async for d in cursor]
 
 
 async def due(db: AsyncDatabase, now: int, limit: int, event_id: str | None = None) -> list[QueueEntry]:

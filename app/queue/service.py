@@ -37,7 +37,8 @@ from app.pubsub import CLOSING, channels
 from app.queue import repository as repo
 from app.queue import groups
 from app.queue.groups import LOOK_AGAIN_WITHIN
-from app.queue.models import QueueEntry, QueueStatus
+from app.queue import holds
+from app.queue.models import HoldState, QueueEntry, QueueStatus
 from app.queue.pace import Pace
 from app.runtime import Runtime
 from app.timeutil import from_ms, now_ms
@@ -307,10 +308,13 @@ async def _admit_through(rt: Runtime, event_id: str, seq: int, counted: turns.Tu
     return admitted
 
 
-async def _pass_turns(rt: Runtime, event_id: str, freed: int = 1) -> list[QueueEntry]:
-    """`freed` slots came free: the next waiting buyers get them (in the same write), or
+async def _pass_turns(rt: Runtime, event_id: str, freed: int = 1, returned: int | None = None) -> list[QueueEntry]:
+    """`freed` slots came free, and `returned` claimable stock (by default one ticket a slot,
+    the one its turn claimed): the next waiting buyers get them (in the same write), or
     nobody waits and they are free again. The entries admitted that were written yet."""
-    turn = await turns.move_on(rt.db, event_id, rt.settings.checkout_limit, freed=freed, most=freed)
+    returned = freed if returned is None else returned
+    turn = await turns.move_on(rt.db, event_id, rt.settings.checkout_limit, freed=freed, most=max(freed, returned),
+                               returned=returned)
     if turn.seq is None:
         return []
     failpoints.reach("queue.turn_given")  # a crash here strands the turns: take_up_stranded_turns
@@ -323,12 +327,13 @@ async def _give_up_place(rt: Runtime, event_id: str, place: turns.Place) -> None
         await _give_up_turn(rt, event_id, place.seq, had_turn=place.admitted)
 
 
-async def _give_up_turn(rt: Runtime, event_id: str, seq: int, *, had_turn: bool) -> None:
-    """A place ends before it was used: its turn goes on, or its seq is skipped if the turn has not come."""
+async def _give_up_turn(rt: Runtime, event_id: str, seq: int, *, had_turn: bool, returned: int = 1) -> None:
+    """A place ends before it was used: its turn goes on (with the stock it claimed, `returned`),
+    or its seq is skipped if the turn has not come."""
     if not had_turn:
         had_turn = bool(await turns.skip(rt.db, event_id, seq))
     if had_turn:
-        await _pass_turns(rt, event_id)
+        await _pass_turns(rt, event_id, returned=returned)
 
 
 async def fill_free_slots(rt: Runtime, *, event_id: str, budget: int | None = None) -> list[QueueEntry]:
@@ -398,6 +403,34 @@ async def recount_slots(rt: Runtime, *, event_id: str, settle_seconds: float) ->
     return held, expected
 
 
+async def recount_claimable(rt: Runtime, *, event_id: str, unclaimed: int, settle_seconds: float) -> tuple[int | None, int] | None:
+    """Repair: set claimableStock to the `unclaimed` stock (neither sold nor held) less a ticket
+    for each buyer whose turn came and who holds nothing; (was, now) if it changed. Only if
+    the claims and the counter stay put for `settle_seconds`. None: nothing done."""
+    event = await catalog.get_event(rt, event_id=event_id)
+    expected = unclaimed - await _claims(rt, event_id)
+    seen = event.claimable_stock
+    if expected == seen:
+        return None
+    await asyncio.sleep(settle_seconds)
+    again = await catalog.get_event(rt, event_id=event_id)
+    if again.claimable_stock != seen or unclaimed - await _claims(rt, event_id) != expected:
+        return None
+    if not await catalog.correct_claimable_stock(rt, event_id=event_id, seen=seen, value=expected):
+        return None
+    if expected > (seen or 0):
+        await fill_free_slots(rt, event_id=event_id)  # buyers waiting for stock that was there
+    return seen, expected
+
+
+async def _claims(rt: Runtime, event_id: str) -> int:
+    """Buyers whose turn came and who hold nothing: a ticket each is theirs to claim."""
+    counted = await turns_of(rt, event_id=event_id)
+    admitted = sum(1 for e in await repo.admitted(rt.db, event_id) if e.hold_state is None)
+    waiting = await repo.waiting_through(rt.db, event_id, counted.through, limit=REPAIR_BATCH)
+    return admitted + sum(1 for e in waiting if counted.has_turn(e.seq))
+
+
 async def _slots_held(rt: Runtime, event_id: str) -> int:
     counted = await turns_of(rt, event_id=event_id)
     admitted = await repo.count(rt.db, event_id, QueueStatus.ADMITTED)
@@ -455,14 +488,17 @@ async def end_admission(rt: Runtime, entry: QueueEntry, to: QueueStatus, now: in
     """End a live entry as EXPIRED or LEFT; None if another request ended it first. (A
     purchase completes its entry with others, in `complete_admissions`.)
 
-    An ADMITTED entry ends its checkout session and hands its slot to the next
-    WAITING buyer; a WAITING one gives up its seq.
+    An ADMITTED entry ends its checkout session, gives back the stock it holds,
+    and hands its slot to the next WAITING buyer; a WAITING one gives up its seq.
     """
     changes: dict = {"status": to.value, "endedAtUtc": now}
     if to is QueueStatus.LEFT:
         changes["cooldownUntilUtc"] = now + rt.settings.queue_cooldown_seconds * 1000
-    # Guarded on the session too: a checkout started since we read the entry must not be orphaned.
-    guard = {"sessionId": ObjectId(entry.session_id) if entry.session_id else None}
+    # Guarded on the session too: a checkout started since we read the entry must not be orphaned;
+    # and on the hold: stock its purchase bought meanwhile is not given back.
+    guard: dict = {"sessionId": ObjectId(entry.session_id) if entry.session_id else None}
+    if entry.holds:
+        changes["holdState"], guard["holdState"] = HoldState.RETURNED.value, HoldState.HELD.value
     ended = await repo.transition(rt.db, entry, changes, guard)
     if ended is None:
         return None
@@ -470,19 +506,31 @@ async def end_admission(rt: Runtime, entry: QueueEntry, to: QueueStatus, now: in
         metrics.EXPIRIES.inc()
     if entry.session_id:  # a session left unused ends EXPIRED
         await checkout.end_sessions(rt, entries=[entry], status=CheckoutStatus.EXPIRED, now=now)
+    if entry.holds:  # before the turn goes on: the next buyer finds the stock back
+        await holds.give_back(rt, entry.event_id, entry.held_items or [])
     await _publish_entry(rt, ended)
-    await _give_up_turn(rt, entry.event_id, entry.seq, had_turn=entry.status is QueueStatus.ADMITTED)
+    await _give_up_turn(rt, entry.event_id, entry.seq, had_turn=entry.status is QueueStatus.ADMITTED,
+                        returned=entry.claim)
     await _publish_queue_changed(rt, entry.event_id)
     return ended
 
 
 class Completion(NamedTuple):
-    """A purchase's claim on its admission: the buyer, the session that bought, and the
-    entry as the purchase read it (None: read it here)."""
+    """A purchase's claim on its admission: the buyer, the session that bought, the entry as
+    the purchase read it (None: read it here), the tickets it bought, and whether they were
+    the checkout's hold."""
 
     user_id: str
     session_id: str
     entry: QueueEntry | None = None
+    quantity: int = 1
+    from_hold: bool = False
+
+    @property
+    def returned(self) -> int:
+        """The claimable stock this completion gives back: the ticket its turn claimed, less
+        what it bought (a hold had claimed its stock when taken)."""
+        return 0 if self.from_hold else 1 - self.quantity
 
 
 async def complete_admissions(rt: Runtime, *, event_id: str, completions: list[Completion]) -> int:
@@ -508,7 +556,8 @@ async def complete_admissions(rt: Runtime, *, event_id: str, completions: list[C
                 (channels.entry(e.event_id, e.user_id),
                  entry_message(e.model_copy(update={"status": QueueStatus.COMPLETED, "ended_at_utc": now})))
                 for e in ended])
-            await _pass_turns(rt, event_id, freed=len(ended))
+            done_ids = {e.id for e in ended}
+            await _pass_turns(rt, event_id, freed=len(ended), returned=sum({e.id: c.returned for c, e in claims if e.id in done_ids}.values()))
             await _publish_queue_changed(rt, event_id)
         done = {e.id for e in ended}
         pending = [c for c, e in claims if e.id not in done]
@@ -612,8 +661,9 @@ async def _close_sold_out(event_id: str, asks: list[Runtime]) -> list[None]:
 # --- from admission to checkout -------------------------------------------------
 
 
-async def start_checkout(rt: Runtime, *, actor: Viewer, event_id: str) -> CheckoutSession:
-    """M6: the ADMITTED buyer's ACTIVE session (the same one if asked again)."""
+async def start_checkout(rt: Runtime, *, actor: Viewer, event_id: str, hold: holds.Hold | None = None) -> CheckoutSession:
+    """M6: the ADMITTED buyer's ACTIVE session (the same one if asked again), holding the
+    stock of `hold` (checked already against the sale's rules) if given."""
     user_id = require_user(actor)
     event, _ = await catalog.sale_view_of(rt, event_id=event_id, field="eventId")
     if event.status is EventStatus.CANCELLED:
@@ -623,17 +673,60 @@ async def start_checkout(rt: Runtime, *, actor: Viewer, event_id: str) -> Checko
         now = now_ms()
         if entry.session_id:
             if entry.expires_at_utc > now:
+                if hold is not None and not hold.same_as(entry.held_items):
+                    raise fail(ErrorCode.VALIDATION, "your checkout has started already, with what it holds; "
+                               "buy that, or leave the queue and join again", hold.field)
                 return checkout.active_session(entry)
             await _expire_entry_if_due(rt, entry, now)
             raise fail(ErrorCode.CHECKOUT_EXPIRED, "your checkout session has expired; join the queue again")
-        # One guarded write to the entry starts the session (app/checkout/service.py).
-        attach = repo.Attach(entry, ObjectId(), now, now + rt.settings.checkout_expiry_seconds * 1000)
+        if hold is not None:
+            await _take_hold(rt, event.id, hold)
+        # One guarded write to the entry starts the session, with its hold (app/checkout/service.py).
+        attach = repo.Attach(entry, ObjectId(), now, now + rt.settings.checkout_expiry_seconds * 1000,
+                             hold.items if hold else None)
         attached = await rt.checkout_starts.submit(event.id, groups.CheckoutStart(rt.db, attach), groups.attach_sessions)
         if attached is not None:
             await _schedule_expiry(rt, attached)
             await _publish_entry(rt, attached)
             return checkout.active_session(attached)
+        if hold is not None:  # the entry ended (or started another checkout) meanwhile: nobody holds it
+            await holds.give_back(rt, event.id, hold.items)
+            if holds.total(hold.items) > 1:
+                await _pass_turns(rt, event.id, freed=0, returned=holds.total(hold.items) - 1)
     raise fail(ErrorCode.NOT_ADMITTED, "your place changed while starting checkout; try again")
+
+
+async def _take_hold(rt: Runtime, event_id: str, hold: holds.Hold) -> None:
+    """Take a hold's stock: beyond the ticket the buyer's turn claimed, only what no other
+    admitted buyer needs (claimableStock); then each type's stock."""
+    extra = holds.total(hold.items) - 1
+    if extra and not await turns.claim(rt.db, event_id, extra):
+        event = await catalog.get_event(rt, event_id=event_id)
+        most = max(1, (event.claimable_stock or 0) + 1)
+        raise fail(ErrorCode.INSUFFICIENT_INVENTORY, f"the other buyers admitted need a ticket each: you may hold "
+                   f"{most} now; nothing was held", hold.field)
+    try:
+        await holds.take(rt, event_id, hold)
+    except DomainError:
+        if extra:
+            await _pass_turns(rt, event_id, freed=0, returned=extra)
+        raise
+
+
+async def buy_hold(rt: Runtime, *, entry: QueueEntry, order_id: str) -> bool:
+    """The stock the entry's checkout holds goes to this order; False if the checkout ended
+    (and gave it back) or another order bought it first."""
+    return await repo.buy_hold(rt.db, entry, order_id)
+
+
+async def hold_bought_by(rt: Runtime, *, event_id: str, user_id: str, order_id: str) -> bool:
+    """Did this order of the buyer's buy their checkout's hold (so its stock is taken)?"""
+    return await repo.hold_bought_by(rt.db, event_id, user_id, order_id)
+
+
+async def live_holds(rt: Runtime, *, event_id: str) -> list[QueueEntry]:
+    """The event's live checkouts that hold stock not yet bought."""
+    return await repo.live_holds(rt.db, event_id)
 
 
 async def _admitted_entry(rt: Runtime, event: Event, user_id: str) -> QueueEntry:

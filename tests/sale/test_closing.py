@@ -17,7 +17,7 @@ from app.queue import repository as queue_repo
 from app.queue import service as queue
 from tests.api_client import ApiClient
 from tests.conftest import make_token
-from tests.factories import active_sessions, create_tickets, on_sale_event, ticket_type_input
+from tests.factories import active_sessions, admit_beyond_stock, create_tickets, on_sale_event, ticket_type_input
 from tests.sale.test_subscriptions import checkout, connector_of, purchase_input, subscribe
 
 HEARD_WITHIN = 1.0
@@ -30,6 +30,7 @@ async def sale(make_api):
     organizer = make_token("org-close", "organizer")
     event, (general,) = await on_sale_event(api, organizer, ticket_type_input(quantityTotal=2, maxPerPurchase=2))
     eid = event["id"]
+    await admit_beyond_stock(api, eid)  # C: admitted with no ticket to claim, as before checkout holds
     buyers = {name: make_token(f"buyer-{name}") for name in "abcde"}
     await checkout(api, buyers["a"], eid)
     await checkout(api, buyers["b"], eid)

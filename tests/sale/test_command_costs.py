@@ -22,7 +22,7 @@ from app.config import Settings
 from app.server import create_app
 from tests.api_client import ApiClient
 from tests.conftest import JWT_SECRET, CommandCounter, make_token
-from tests.factories import on_sale_event, ticket_type_input
+from tests.factories import admit_beyond_stock, on_sale_event, ticket_type_input
 
 CEILINGS = {
     # Two of these are the process's one-second view of the event and its ticket types
@@ -139,6 +139,7 @@ async def test_a_purchase_after_the_sell_out_is_refused_without_touching_stock(a
     api = ApiClient(await aiohttp_client(app), app)
     event, (general,) = await on_sale_event(api, organizer, ticket_type_input(quantityTotal=1, maxPerPurchase=1))
     eid = event["id"]
+    await admit_beyond_stock(api, eid)
     winner, loser = make_token("refused-winner"), make_token("refused-loser")
     for token in (winner, loser):
         assert (await api.mutate("JoinQueue", {"eventId": eid}, token))["entry"]["status"] == "ADMITTED"

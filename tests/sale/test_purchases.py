@@ -28,7 +28,7 @@ from tests.factories import (
     session_status,
     ticket_type_input,
 )
-from tests.factories import buy, buy_input, checkout, codes, gate_staff
+from tests.factories import admit_beyond_stock, buy, buy_input, checkout, codes, gate_staff
 
 STAFF = make_token("gate-1", "staff")
 STAFF_2 = make_token("gate-2", "staff")
@@ -287,6 +287,7 @@ async def test_a_buyer_refused_on_a_tentative_hold_looks_again_and_gets_the_stoc
 async def test_a_tentative_hold_that_is_confirmed_or_never_ends_refuses_within_the_wait(api, organizer, monkeypatch):
     monkeypatch.setattr(sale_view, "VIEW_MS", 60_000)
     event, (general,) = await on_sale_event(api, organizer, ticket_type_input(quantityTotal=1))
+    await admit_beyond_stock(api, event["id"])
     confirmed, stale = make_token("hold-confirmed"), make_token("hold-stale")
     for token in (confirmed, stale):
         await checkout(api, token, event["id"])
@@ -330,6 +331,7 @@ async def test_an_order_is_all_or_nothing(api, organizer, buyer):
 async def test_buyers_racing_for_the_last_tickets_never_oversell(make_api, organizer):
     api = await make_api(checkout_limit=12)
     event, (general,) = await on_sale_event(api, organizer, ticket_type_input(quantityTotal=7, maxPerPurchase=2))
+    await admit_beyond_stock(api, event["id"])
     people = [make_token(f"racer-{i}") for i in range(12)]
     for t in people:
         await checkout(api, t, event["id"])

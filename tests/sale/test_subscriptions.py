@@ -402,7 +402,7 @@ async def test_event_inventory_sends_the_current_state_then_changes_to_anonymous
         assert (first["ticketsRemaining"], first["waitingCount"], first["activeCheckouts"]) == (105, 2, 1)
         types = {t["id"]: t for t in first["ticketTypes"]}
         assert types[general["id"]] == {
-            "id": general["id"], "type": "GENERAL", "quantityTotal": 100, "quantitySold": 0, "quantityRemaining": 100,
+            "id": general["id"], "type": "GENERAL", "quantityTotal": 100, "quantitySold": 0, "quantityHeld": 0, "quantityRemaining": 100,
             "onSale": True,
         }
         assert (types[vip["id"]]["quantityRemaining"], types[vip["id"]]["type"]) == (5, "VIP")

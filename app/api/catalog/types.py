@@ -77,13 +77,17 @@ class EventTicket:
     quantity_total: int
     quantity_sold: int
     quantity_remaining: int
+    quantity_held: int = strawberry.field(
+        description="Of quantitySold, what checkouts hold and have not bought yet: it comes back to quantityRemaining "
+        "if they end unused.")
     max_per_purchase: int
     max_per_buyer: int | None = strawberry.field(
         description="Tickets of this type one buyer may hold across all orders; null: only the event's cap.")
     sale_starts_at: DateTime  # type: ignore[valid-type]
     sale_ends_at: DateTime  # type: ignore[valid-type]
     on_sale: bool = strawberry.field(
-        description="Now inside the sale window, event not cancelled, and quantityRemaining > 0."
+        description="Now inside the sale window, event not cancelled, and quantityRemaining > 0 (or stock held in "
+        "checkouts, which may come back)."
     )
 
     @classmethod
@@ -92,7 +96,7 @@ class EventTicket:
         return cls(
             id=strawberry.ID(t.id), event_id=strawberry.ID(t.event_id), type=t.type, name=t.name,
             price_cents=t.price_cents, currency=t.currency, quantity_total=t.quantity_total,
-            quantity_sold=t.quantity_sold, quantity_remaining=t.quantity_remaining,
+            quantity_sold=t.quantity_sold, quantity_remaining=t.quantity_remaining, quantity_held=t.quantity_held,
             max_per_purchase=t.max_per_purchase, max_per_buyer=t.max_per_buyer, sale_starts_at=from_ms(t.sale_starts_at_utc),
             sale_ends_at=from_ms(t.sale_ends_at_utc), on_sale=t.on_sale(now_ms(), status),
         )

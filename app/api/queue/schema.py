@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Annotated
 
 import strawberry
 
 from app.api.checkout.types import CheckoutPayload, CheckoutSession
 from app.api.context import Info
 from app.api.errors import answer
+from app.api.orders.types import PurchaseItemInput
 from app.api.queue.types import QueueEntry, QueuePayload
 from app.auth import require_user
+from app.orders import service as orders
 from app.queue import service as queue
 from app.queue import watch
 
@@ -49,9 +52,17 @@ class QueueMutation:
         description="M6: needs the viewer's ADMITTED queue entry; at most CHECKOUT_LIMIT sessions per event hold "
         "a slot at once."
     )
-    async def start_checkout(self, info: Info, event_id: strawberry.ID) -> CheckoutPayload:
+    async def start_checkout(
+        self, info: Info, event_id: strawberry.ID,
+        items: Annotated[list[PurchaseItemInput] | None, strawberry.argument(
+            description="What the buyer wants: its stock is taken now and held until the session "
+            "ends, so the session's purchase of exactly these cannot fail for stock (SOLD_OUT or "
+            "INSUFFICIENT_INVENTORY here if it is short). Checked as a purchase of them would be.")] = None,
+    ) -> CheckoutPayload:
+        wanted = None if items is None else [orders.PurchaseItem(str(i.ticket_type_id), i.quantity) for i in items]
         return await answer(
-            CheckoutPayload, lambda: queue.start_checkout(info.context.runtime, actor=info.context.viewer, event_id=str(event_id)),
+            CheckoutPayload, lambda: orders.start_checkout(info.context.runtime, actor=info.context.viewer,
+                                                           event_id=str(event_id), items=wanted),
             lambda session: CheckoutPayload(session=CheckoutSession.from_model(session)))
 
 
