@@ -67,6 +67,7 @@ class Runtime:
     checkout_starts: Batches = field(default_factory=Batches)
     order_inserts: Batches = field(default_factory=Batches)
     stock_takes: Batches = field(default_factory=Batches)
+    hold_purchases: Batches = field(default_factory=Batches)
     tally_takes: Batches = field(default_factory=Batches)
     tally_returns: Batches = field(default_factory=Batches)
     # Closings of sold-out queues, run after the purchase that sold out is answered.

@@ -31,6 +31,8 @@ from bench.subscriptions import SubscriptionsConfig, run_subscriptions, subscrip
 SCENARIOS = {
     "rush-1api": RushConfig("rush-1api"),
     "rush-2api": RushConfig("rush-2api", apis=2),
+    # The rush of rush-1api, each checkout holding its buyer's ticket (issue 11).
+    "rush-holds": RushConfig("rush-holds", holds=True),
     # Today this one takes minutes: bounded, and whoever is left waiting counts as "no answer".
     "rush-2000": RushConfig("rush-2000", buyers=2000, tickets=500, max_seconds=600.0),
     "reads": ReadsConfig(),

@@ -134,7 +134,8 @@ class Buyer:
             self.mark("admitted")
 
             self.record["step"] = "checkout"
-            started = await self.call("StartCheckout", {"eventId": event_id})
+            wanted = {"items": [{"ticketTypeId": self.config["ticket_type_id"], "quantity": 1}]} if self.config.get("holds") else {}
+            started = await self.call("StartCheckout", {"eventId": event_id, **wanted})
             self.mark("checkoutAnswered")
             if started["errors"]:
                 self.refused("startCheckout", started)

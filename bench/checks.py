@@ -44,8 +44,9 @@ def wait_for_queue_to_close(db: Database, sale: Sale, timeout: float = 15.0) -> 
         time.sleep(0.2)
 
 
-def check_sale(db: Database, sale: Sale, records: list[dict], checkout_limit: int) -> dict:
-    """Violations (fail the run), findings (reported) and the counts they come from."""
+def check_sale(db: Database, sale: Sale, records: list[dict], checkout_limit: int, *, holds: bool = False) -> dict:
+    """Violations (fail the run), findings (reported) and the counts they come from. `holds`:
+    every checkout held its ticket, so no admitted buyer may be refused."""
     violations: list[str] = []
     findings: list[str] = []
     event_id = ObjectId(sale.event_id)
@@ -64,6 +65,13 @@ def check_sale(db: Database, sale: Sale, records: list[dict], checkout_limit: in
             violations.append(f"{t['type']}: quantitySold {sold} outside 0..quantityTotal {total} ({got} issued)")
         if sold != got:
             violations.append(f"{t['type']}: quantitySold {sold} but {got} issued, non-cancelled tickets")
+    if holds:
+        lost = [r["user"] for r in records if r.get("outcome") == "refused"
+                and (r.get("detail") or {}).get("step") in ("startCheckout", "purchaseTickets")]
+        if lost:
+            violations.append(f"admitted buyers who lost their ticket although checkouts hold: {lost[:5]} ({len(lost)})")
+        if any(t.get("quantityHeld", 0) for t in types):
+            violations.append(f"stock still held after the sale: {[t.get('quantityHeld', 0) for t in types]}")
     sold_total = sum(t["quantitySold"] for t in types)
     if sum(issued.values()) < sale.tickets:
         findings.append(f"not sold out: {sum(issued.values())} of {sale.tickets} tickets issued")

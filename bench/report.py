@@ -13,9 +13,11 @@ TARGETS = {
     "p50_s": 1.0,
     "all_answered_after_sell_out_s": 2.0,
 }
+# A rush whose checkouts hold their tickets may spend this much more (issue 11).
+HOLDS_ALLOWANCE = 1.2
 # The buyer p50 target is the rush's (200 buyers, 60 tickets: one wave of admissions and a few
 # more); 2,000 buyers for 500 tickets go through ten waves of CHECKOUT_LIMIT by construction.
-P50_TARGET_SCENARIOS = {"rush-1api", "rush-2api"}
+P50_TARGET_SCENARIOS = {"rush-1api", "rush-2api", "rush-holds"}
 
 
 def _num(value: Any, digits: int = 2) -> str:
@@ -72,7 +74,8 @@ def _rows(result: dict) -> list[tuple[str, str]]:
         ("no answer (stuck) / errors", f"{no_answer} / {f['outcomes'].get('error', 0)}"),
         ("listen-queue overflows (kernel)", _num((result.get("listen_overflows") or {}).get("overflows"))),
         ("refused or closed", str(f["outcomes"].get("refused", 0) + f["outcomes"].get("closed", 0))),
-        ("DB commands per order  [<= 16]", _num(per.get("total")) + _met(None if not per else per["total"] <= TARGETS["commands_per_order"])),
+        ("DB commands per order  [<= 16; 19.2 holding]", _num(per.get("total")) + _met(
+            None if not per else per["total"] <= TARGETS["commands_per_order"] * (HOLDS_ALLOWANCE if s.get("holds") else 1))),
         ("  insert / query / update / other", " / ".join(_num(per.get(k)) for k in ("insert", "query", "update", "other"))),
         ("  to sell-out only", _num((db["per_order_to_sell_out"] or {}).get("total"))),
         ("CPU % of a core: DB / API / worker", f"{_num(cpu_all.get('secantusdb'), 0)} / {_num(apis, 0)} / {_num(cpu_all.get('worker'), 0)}"),

@@ -52,6 +52,7 @@ class RushConfig:
     raw_updates: int = 1200
     profile: bool = False  # sample the database and API processes with py-spy until the sell-out
     trace: bool = False  # record every database command (slows the rush: for small runs)
+    holds: bool = False  # each buyer's checkout holds its ticket (startCheckout names it)
 
 
 def run_rush(config: RushConfig, workdir: Path) -> dict[str, Any]:
@@ -68,7 +69,7 @@ def run_rush(config: RushConfig, workdir: Path) -> dict[str, Any]:
             traced = trace.stop_and_dump(db, workdir / "commands.jsonl") if config.trace else None
             in_flight = wait_for_orders_to_settle(db, sale)
             wait_for_queue_to_close(db, sale)  # a WAITING entry left after this is a finding
-            checks = check_sale(db, sale, crowd["records"], config.checkout_limit)
+            checks = check_sale(db, sale, crowd["records"], config.checkout_limit, holds=config.holds)
         problems = stack.log_problems()
     _drop_data(workdir)
 
@@ -144,7 +145,7 @@ async def _start_buyers(config: RushConfig, stack: Stack, sale: Sale, workdir: P
         procs.append(buyer)
         await buyer.send({
             "ports": stack.api_ports, "event_id": sale.event_id, "ticket_type_id": sale.ticket_type_id,
-            "secret": JWT_SECRET, "users": users, "out": str(out), "grace_s": config.grace_s,
+            "secret": JWT_SECRET, "users": users, "out": str(out), "grace_s": config.grace_s, "holds": config.holds,
         })
     return procs
 

@@ -233,16 +233,18 @@ async def release_inventory(
     await db.eventTickets.update_one({"_id": ticket_type_id, "quantitySold": {"$gte": quantity}}, {"$inc": give_back})
 
 
-async def sell_held(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int) -> bool:
+async def sell_held(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int, total: int) -> bool:
     """Held stock is sold for good (its checkout bought it); whether that was the type's last
-    held stock with none left unsold (the event may have sold out).
+    held stock with none left unsold (of `total`): then the event may have sold out.
 
-    The usual case, other checkouts still holding some, is one write; only the last
-    holder's needs a second, guarded on what is left.
+    One write while some stock is unsold; after that, one more while others still hold
+    some, and a third for the last holder.
     """
     sold = {"$inc": {"quantityHeld": -quantity}}
-    if (await db.eventTickets.update_one({"_id": ticket_type_id, "quantityHeld": {"$gt": quantity}}, sold)).modified_count:
-        return False
+    for guard in ({"quantitySold": {"$lt": total}, "quantityHeld": {"$gte": quantity}},
+                  {"quantityHeld": {"$gt": quantity}}):
+        if (await db.eventTickets.update_one({"_id": ticket_type_id, **guard}, sold)).modified_count:
+            return False
     await db.eventTickets.update_one({"_id": ticket_type_id, "quantityHeld": {"$gte": quantity}}, sold)
     return True
 

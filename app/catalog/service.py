@@ -447,9 +447,9 @@ async def release_inventory(
     await repo.release_inventory(rt.db, ObjectId(ticket_type_id), quantity, tentative, held)
 
 
-async def sell_held(rt: Runtime, *, ticket_type_id: str, quantity: int) -> bool:
-    """A checkout bought the stock it held; whether the type may have sold out with it."""
-    return await repo.sell_held(rt.db, ObjectId(ticket_type_id), quantity)
+async def sell_held(rt: Runtime, *, ticket_type_id: str, quantity: int, total: int) -> bool:
+    """Checkouts bought the stock they held (of a type of `total`); whether it may have sold out with it."""
+    return await repo.sell_held(rt.db, ObjectId(ticket_type_id), quantity, total)
 
 
 async def confirm_tentative(rt: Runtime, *, ticket_type_id: str, quantity: int) -> None:

@@ -44,7 +44,6 @@ from app.orders import codes, endings, stock, tallies
 from app.orders import repository as repo
 from app.orders.models import Failure, Order, OrderItem, OrderState, PlannedTicket, UserTicket
 from app.queue import service as queue
-from app.pubsub import channels
 from app.queue import holds
 from app.queue.models import HeldItem, QueueEntry, QueueStatus
 from app.runtime import Runtime
@@ -127,7 +126,7 @@ async def purchase_tickets(
         metrics.PURCHASES.labels("failed").inc()
         raise DomainError(over_cap)
     try:
-        ran_out = await (_buy_hold(rt, order, entry) if order.from_hold else stock.reserve_all(rt, order, types))
+        ran_out = await (_buy_hold(rt, order, entry, types) if order.from_hold else stock.reserve_all(rt, order, types))
         order, tickets = await finish_order(rt, order, stock_ran_out=ran_out, entry=entry)
     except DomainError:  # the order FAILED (stock short, or undone by the repair): its count comes back
         await tallies.give_back(rt, order=order)
@@ -176,19 +175,18 @@ async def start_checkout(rt: Runtime, *, actor: Viewer, event_id: str, items: li
     return await queue.start_checkout(rt, actor=actor, event_id=event.id, hold=hold)
 
 
-async def _buy_hold(rt: Runtime, order: Order, entry: QueueEntry) -> bool:
+async def _buy_hold(rt: Runtime, order: Order, entry: QueueEntry, types: dict[str, EventTicket]) -> bool:
     """The order takes the stock its checkout holds (one guarded write of the entry); whether a
     type may have sold out with it. CHECKOUT_EXPIRED, and the order FAILS, if the checkout
     ended (and gave the stock back) first."""
-    if not await queue.buy_hold(rt, entry=entry, order_id=order.id):
+    ran_out = await queue.buy_hold(rt, entry=entry, order_id=order.id, totals={t.id: t.quantity_total for t in types.values()})
+    if ran_out is None:
         problem = Problem(ErrorCode.CHECKOUT_EXPIRED, "your checkout ended before this purchase, and what it held was "
                           "given back; join the queue again", "input.items")
         await repo.move(rt.db, order, OrderState.FAILED, now_ms(), {"failure": Failure(
             code=problem.code.value, message=problem.message, field=problem.field).model_dump()})
         metrics.PURCHASES.labels("failed").inc()
         raise DomainError(problem)
-    ran_out = await holds.sell(rt, entry.held_items or [])
-    await rt.broker.publish(channels.event(order.event_id), {"kind": "inventory"})
     return ran_out
 
 

@@ -23,7 +23,8 @@ from app.catalog import service as catalog
 from app.catalog.models import EventTicket
 from app.errors import DomainError, ErrorCode, Problem
 from app.pubsub import channels
-from app.queue.models import HeldItem
+from app.queue import repository as repo
+from app.queue.models import HeldItem, QueueEntry
 from app.runtime import Runtime
 
 
@@ -67,12 +68,32 @@ async def give_back(rt: Runtime, event_id: str, items: list[HeldItem]) -> None:
         await rt.broker.publish(channels.event(event_id), {"kind": "inventory"})
 
 
-async def sell(rt: Runtime, items: list[HeldItem]) -> bool:
-    """Held stock is bought (its entry says BOUGHT already); whether a type may have sold out with it."""
-    ran_out = False
-    for item in items:
-        ran_out = await catalog.sell_held(rt, ticket_type_id=item.ticket_type_id, quantity=item.quantity) or ran_out
-    return ran_out
+class Buy(NamedTuple):
+    """One purchase's claim on its checkout's hold: the entry as the purchase read it, the
+    order, and the quantityTotal of each type held."""
+
+    rt: Runtime
+    entry: QueueEntry
+    order_id: str
+    totals: dict[str, int]
+
+
+async def buy_together(event_id: str, group: list[Buy]) -> list[bool | None]:
+    """The holds of a group of purchases of one event go to their orders (app/batches.py): one
+    write of the entries, then one of each type's quantityHeld. For each, whether a type may
+    have sold out with it, or None if its checkout ended (and gave the hold back) first."""
+    rt = group[0].rt
+    won = await repo.buy_holds(rt.db, [(b.entry, b.order_id) for b in group])
+    bought: dict[str, int] = {}
+    totals: dict[str, int] = {}
+    for b, ok in zip(group, won):
+        for item in b.entry.held_items or () if ok else ():
+            bought[item.ticket_type_id] = bought.get(item.ticket_type_id, 0) + item.quantity
+            totals[item.ticket_type_id] = b.totals[item.ticket_type_id]
+    ran_out = {t: await catalog.sell_held(rt, ticket_type_id=t, quantity=q, total=totals[t]) for t, q in sorted(bought.items())}
+    if bought:
+        await rt.broker.publish(channels.event(event_id), {"kind": "inventory"})
+    return [any(ran_out[i.ticket_type_id] for i in b.entry.held_items or ()) if ok else None for b, ok in zip(group, won)]
 
 
 def total(items: list[HeldItem] | None) -> int:

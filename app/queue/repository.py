@@ -185,13 +185,23 @@ async def attach_sessions(db: AsyncDatabase, attaches: list[Attach]) -> list[Que
     return [QueueEntry.from_doc(a.entry.to_doc() | attached(a)) if ok else None for a, ok in zip(attaches, won)]
 
 
-async def buy_hold(db: AsyncDatabase, entry: QueueEntry, order_id: str) -> bool:
-    """The stock the entry's checkout holds goes to its order: HELD -> BOUGHT, once; False if
-    it was returned (the checkout ended) or bought by another order first."""
-    result = await db.eventQueue.update_one(
-        {"_id": ObjectId(entry.id), "sessionId": ObjectId(entry.session_id), "holdState": HoldState.HELD.value},
-        {"$set": {"holdState": HoldState.BOUGHT.value, "holdOrderId": ObjectId(order_id)}})
-    return result.modified_count == 1
+async def buy_holds(db: AsyncDatabase, buys: list[tuple[QueueEntry, str]]) -> list[bool]:
+    """The stock each entry's checkout holds goes to its order (entry, order id): HELD -> BOUGHT,
+    once, in one command; for each, False if its hold was returned (the checkout ended) or
+    bought by another order first."""
+    ids = [ObjectId(e.id) for e, _ in buys]
+    orders = [ObjectId(o) for _, o in buys]
+    # `_id` first: SecantusDB then finds the candidates by point lookups. A session id is its entry's alone.
+    result = await db.eventQueue.update_many(
+        {"_id": {"$in": ids}, "sessionId": {"$in": [ObjectId(e.session_id) for e, _ in buys]},
+         "holdState": HoldState.HELD.value},
+        [{"$set": {"holdState": HoldState.BOUGHT.value,
+                   "holdOrderId": {"$arrayElemAt": [{"$literal": orders}, {"$indexOfArray": [ids, "$_id"]}]}}}])
+    if result.modified_count == len(buys):
+        return [True] * len(buys)
+    stored = {d["_id"]: d.get("holdOrderId") async for d in db.eventQueue.find({"_id": {"$in": ids}},
+                                                                               projection={"holdOrderId": 1})}
+    return [stored.get(i) == o for i, o in zip(ids, orders)]
 
 
 async def hold_bought_by(db: AsyncDatabase, event_id: str, user_id: str, order_id: str) -> bool:

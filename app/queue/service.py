@@ -713,10 +713,12 @@ async def _take_hold(rt: Runtime, event_id: str, hold: holds.Hold) -> None:
         raise
 
 
-async def buy_hold(rt: Runtime, *, entry: QueueEntry, order_id: str) -> bool:
-    """The stock the entry's checkout holds goes to this order; False if the checkout ended
-    (and gave it back) or another order bought it first."""
-    return await repo.buy_hold(rt.db, entry, order_id)
+async def buy_hold(rt: Runtime, *, entry: QueueEntry, order_id: str, totals: dict[str, int]) -> bool | None:
+    """The stock the entry's checkout holds goes to this order, together with the other
+    purchases of the event at that moment; whether a type may have sold out with it, or None
+    if the checkout ended (and gave it back) or another order bought it first. `totals`: the
+    quantityTotal of each type held."""
+    return await rt.hold_purchases.submit(entry.event_id, holds.Buy(rt, entry, order_id, totals), holds.buy_together)
 
 
 async def hold_bought_by(rt: Runtime, *, event_id: str, user_id: str, order_id: str) -> bool:
