@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     queue_cooldown_seconds: int = Field(3600, ge=0)
     queue_cooldown_after_purchase_seconds: int = Field(0, ge=0)
     checkout_expiry_seconds: int = Field(600, ge=1)
+    # How long a waitlisted buyer has to buy the tickets offered to them (app/waitlist).
+    waitlist_offer_seconds: int = Field(900, ge=1)
     checkout_limit: int = Field(5, ge=1)
     max_tickets_per_purchase: int = Field(10, ge=1)
     # Rate limits (app/limits.py): points a second, and at most at once, per user (or client

@@ -62,6 +62,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         _ix("eventId", "expiresAtUtc"),
         _ix("expiresAtUtc"),
     ],
+    "waitlist": [_ix("eventId", "userId", unique=True), _ix("eventId", "status", "joinedAtUtc"), _ix("status")],
     "checkoutSessions": [_ix("eventId"), _ix("eventId", "userId"), _ix("expiresAtUtc")],
     "orders": [
         _ix("userId", "idempotencyKey", unique=True),

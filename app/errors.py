@@ -40,6 +40,9 @@ class ErrorCode(Enum):
     PURCHASE_INTERRUPTED = "PURCHASE_INTERRUPTED"
     # A gate scanned a ticket of another event than the one it checks in for.
     WRONG_EVENT = "WRONG_EVENT"
+    # The waitlist opens once nothing is left to claim; before that, the queue is the way in.
+    NOT_SOLD_OUT = "NOT_SOLD_OUT"
+    NOT_ON_WAITLIST = "NOT_ON_WAITLIST"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from app.catalog import service as catalog
 from app.queue import service as queue
 from app.runtime import Runtime
 from app.timeutil import now_ms
+from app.waitlist import service as waitlist
 from app.flows import repair as recovery
 
 log = logging.getLogger("workers.jobs")
@@ -28,6 +29,7 @@ async def expire_due_entries(ctx: Ctx, event_id: str) -> int:
     """Deferred to the expiresAt of a group of the event's entries (or sessions): expire every
     entry of the event that is due by now; how many this run expired."""
     expired = await queue.expire_every_due_entry(_rt(ctx), event_id=event_id)
+    await waitlist.offer_returned_stock(_rt(ctx), event_id=event_id)  # a lapsed offer goes to the next buyer
     metrics.JOB_RUNS.labels("expire_due_entries", "expired" if expired else "nothing").inc()
     return expired
 
@@ -35,6 +37,7 @@ async def expire_due_entries(ctx: Ctx, event_id: str) -> int:
 async def sweep_expired(ctx: Ctx) -> int:
     """Cron backstop, every minute: whatever a lost deferred job missed."""
     expired = await queue.sweep(_rt(ctx))
+    await waitlist.offer_where_stock_returned(_rt(ctx))
     metrics.JOB_RUNS.labels("sweep_expired", "ok").inc()
     return expired
 

@@ -46,6 +46,7 @@ from app.api.checkin.schema import CheckinMutation
 from app.api.flows.schema import FlowsMutation, FlowsSubscription
 from app.api.orders.schema import OrdersMutation, OrdersQuery
 from app.api.queue.schema import QueueMutation, QueueQuery, QueueSubscription
+from app.api.waitlist.schema import WaitlistMutation, WaitlistQuery
 
 MAX_DEPTH = 10
 MAX_ALIASES = 30
@@ -56,12 +57,12 @@ PREPARED_DOCUMENTS = 1000
 
 # Each domain's part of the API lives in app/api/<domain>/, as its rules live in app/<domain>/.
 @strawberry.type
-class Query(CatalogQuery, QueueQuery, OrdersQuery):
+class Query(CatalogQuery, QueueQuery, OrdersQuery, WaitlistQuery):
     pass
 
 
 @strawberry.type
-class Mutation(CatalogMutation, QueueMutation, OrdersMutation, CheckinMutation, FlowsMutation):
+class Mutation(CatalogMutation, QueueMutation, OrdersMutation, CheckinMutation, FlowsMutation, WaitlistMutation):
     pass
 
 

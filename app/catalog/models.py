@@ -110,6 +110,10 @@ class EventGate(BaseModel):
     staff_ids: list[str]
 
 
+# Counters of a ticket type that count part of its quantitySold (app/catalog/repository.py).
+TENTATIVE, HELD, OFFERED = "quantityTentative", "quantityHeld", "quantityOffered"
+
+
 class EventTicket(Document):
     object_id_fields = frozenset({"eventId"})
 
@@ -126,6 +130,9 @@ class EventTicket(Document):
     # Of quantitySold, what buyers' checkouts hold and have not bought yet: it comes back when a
     # checkout ends unused (app/queue/holds.py).
     quantity_held: int = Field(0, alias="quantityHeld")
+    # Of quantityHeld, what waitlist offers hold (app/waitlist): held for buyers already chosen, so
+    # it keeps a sold-out event sold out.
+    quantity_offered: int = Field(0, alias="quantityOffered")
     max_per_purchase: int = Field(alias="maxPerPurchase")
     # Of this type, what one buyer may hold across all orders (None: only the event's cap).
     max_per_buyer: int | None = Field(None, alias="maxPerBuyer")
@@ -152,13 +159,13 @@ class EventTicket(Document):
         return (
             event_status is not EventStatus.CANCELLED
             and self.sale_starts_at_utc <= now < self.sale_ends_at_utc
-            and (self.quantity_remaining > 0 or self.quantity_held > 0)
+            and (self.quantity_remaining > 0 or self.quantity_held > self.quantity_offered)
         )
 
     @property
     def sold_for_good(self) -> bool:
-        """Every ticket sold, none of it only held."""
-        return self.quantity_remaining == 0 and self.quantity_held == 0
+        """Every ticket sold, or offered to the waitlist; none of it only held in a checkout."""
+        return self.quantity_remaining == 0 and self.quantity_held <= self.quantity_offered
 
 
 def derive_status(stored: EventStatus, tickets: list[EventTicket], now: int) -> EventStatus:

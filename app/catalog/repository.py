@@ -10,7 +10,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from app.catalog.models import Event, EventGate, EventStatus, EventTicket, TicketType, Venue
+from app.catalog.models import HELD, OFFERED, Event, EventGate, EventStatus, EventTicket, TicketType, Venue
 
 SEARCH_INDEX = "searchRanks_startAtUtc"
 CITY_SEARCH_INDEX = "city_searchRanks_startAtUtc"
@@ -189,11 +189,11 @@ class Taken(NamedTuple):
 
 
 async def reserve_inventory(
-    db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int, total: int | None, tentative: int = 0, held: int = 0
+    db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int, total: int | None, parts: dict[str, int] | None = None
 ) -> Taken:
     """Add `quantity` to quantitySold only if that keeps it within quantityTotal (`total`,
-    fixed at creation; read here if not given), `tentative` of it also to quantityTentative
-    and `held` of it to quantityHeld.
+    fixed at creation; read here if not given), and to each counter of `parts` (such as
+    quantityTentative, or quantityHeld) its share of it.
 
     Two guards on plain fields rather than one `$expr` comparing the two: SecantusDB
     answers a top-level `$expr` (or `$and`) with a scan of the whole collection. The
@@ -205,8 +205,7 @@ async def reserve_inventory(
         if doc is None:
             return Taken(None)
         total = doc["quantityTotal"]
-    take = {"$inc": {"quantitySold": quantity} | ({"quantityTentative": tentative} if tentative else {})
-            | ({"quantityHeld": held} if held else {})}
+    take = {"$inc": {"quantitySold": quantity} | {k: v for k, v in (parts or {}).items() if v}}
     sold = None
     for _ in range(3):
         some_left = {"_id": ticket_type_id, "quantityTotal": total, "quantitySold": {"$lt": total - quantity}}
@@ -224,23 +223,21 @@ async def reserve_inventory(
     return Taken(None, sold)
 
 
-async def release_inventory(
-    db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int, tentative: bool = False, held: bool = False
-) -> None:
-    """Give `quantity` back (held tentatively, if `tentative`; held by a checkout, if `held`)."""
-    give_back = ({"quantitySold": -quantity} | ({"quantityTentative": -quantity} if tentative else {})
-                 | ({"quantityHeld": -quantity} if held else {}))
+async def release_inventory(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int, parts: tuple[str, ...] = ()) -> None:
+    """Give `quantity` back, also off each counter of `parts` it was counted in."""
+    give_back = {"quantitySold": -quantity} | {part: -quantity for part in parts}
     await db.eventTickets.update_one({"_id": ticket_type_id, "quantitySold": {"$gte": quantity}}, {"$inc": give_back})
 
 
-async def sell_held(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int, total: int) -> bool:
-    """Held stock is sold for good (its checkout bought it); whether that was the type's last
-    held stock with none left unsold (of `total`): then the event may have sold out.
+async def sell_held(db: AsyncDatabase, ticket_type_id: ObjectId, quantity: int, total: int, offered: int = 0) -> bool:
+    """Held stock is sold for good (its checkouts bought it; `offered` of it was offered to the
+    waitlist); whether that was the type's last held stock with none left unsold (of
+    `total`): then the event may have sold out.
 
     One write while some stock is unsold; after that, one more while others still hold
     some, and a third for the last holder.
     """
-    sold = {"$inc": {"quantityHeld": -quantity}}
+    sold = {"$inc": {HELD: -quantity} | ({OFFERED: -offered} if offered else {})}
     for guard in ({"quantitySold": {"$lt": total}, "quantityHeld": {"$gte": quantity}},
                   {"quantityHeld": {"$gt": quantity}}):
         if (await db.eventTickets.update_one({"_id": ticket_type_id, **guard}, sold)).modified_count:

@@ -395,8 +395,7 @@ class StockTake(NamedTuple):
     db: AsyncDatabase
     quantity: int
     total: int
-    tentative: bool = False
-    held: bool = False  # a checkout's hold (counted in quantityHeld until bought or given back)
+    parts: tuple[str, ...] = ()  # the counters of quantitySold it also counts in (TENTATIVE, HELD, OFFERED)
 
 
 async def reserve_together(ticket_type_id: str, takes: list[StockTake]) -> list[bool | None]:
@@ -416,9 +415,9 @@ async def reserve_together(ticket_type_id: str, takes: list[StockTake]) -> list[
         if not trying:
             return results
         amount = sum(takes[i].quantity for i in trying)
-        tentative = sum(takes[i].quantity for i in trying if takes[i].tentative)
-        held = sum(takes[i].quantity for i in trying if takes[i].held)
-        taken = await repo.reserve_inventory(db, oid, amount, total, tentative, held)
+        parts = {part: sum(takes[i].quantity for i in trying if part in takes[i].parts)
+                 for part in {p for i in trying for p in takes[i].parts}}
+        taken = await repo.reserve_inventory(db, oid, amount, total, parts)
         if taken.took_last is not None:
             for i in trying:
                 results[i] = False
@@ -435,21 +434,20 @@ async def reserve_together(ticket_type_id: str, takes: list[StockTake]) -> list[
     # Still racing: each on its own.
     for i in trying:
         take = takes[i]
-        results[i] = (await repo.reserve_inventory(db, oid, take.quantity, total, take.quantity if take.tentative else 0,
-                                                   take.quantity if take.held else 0)).took_last
+        results[i] = (await repo.reserve_inventory(db, oid, take.quantity, total,
+                                                   dict.fromkeys(take.parts, take.quantity))).took_last
     return results
 
 
-async def release_inventory(
-    rt: Runtime, *, ticket_type_id: str, quantity: int, tentative: bool = False, held: bool = False
-) -> None:
-    """Give stock back to a ticket type (held tentatively, if `tentative`; by a checkout, if `held`)."""
-    await repo.release_inventory(rt.db, ObjectId(ticket_type_id), quantity, tentative, held)
+async def release_inventory(rt: Runtime, *, ticket_type_id: str, quantity: int, parts: tuple[str, ...] = ()) -> None:
+    """Give stock back to a ticket type, also off the counters of quantitySold it was counted in."""
+    await repo.release_inventory(rt.db, ObjectId(ticket_type_id), quantity, parts)
 
 
-async def sell_held(rt: Runtime, *, ticket_type_id: str, quantity: int, total: int) -> bool:
-    """Checkouts bought the stock they held (of a type of `total`); whether it may have sold out with it."""
-    return await repo.sell_held(rt.db, ObjectId(ticket_type_id), quantity, total)
+async def sell_held(rt: Runtime, *, ticket_type_id: str, quantity: int, total: int, offered: int = 0) -> bool:
+    """Checkouts bought the stock they held (of a type of `total`; `offered` of it offered to the
+    waitlist); whether the type may have sold out with it."""
+    return await repo.sell_held(rt.db, ObjectId(ticket_type_id), quantity, total, offered)
 
 
 async def confirm_tentative(rt: Runtime, *, ticket_type_id: str, quantity: int) -> None:
@@ -518,9 +516,10 @@ async def correct_quantity_sold(rt: Runtime, *, ticket_type_id: str, seen: int, 
     return await repo.set_counter_if_unchanged(rt.db, "eventTickets", ObjectId(ticket_type_id), "quantitySold", seen, value)
 
 
-async def correct_quantity_held(rt: Runtime, *, ticket_type_id: str, seen: int, value: int) -> bool:
-    """Repair: quantityHeld becomes `value` if it still holds `seen`."""
-    return await repo.set_counter_if_unchanged(rt.db, "eventTickets", ObjectId(ticket_type_id), "quantityHeld", seen, value)
+async def correct_part_of_sold(rt: Runtime, *, ticket_type_id: str, part: str, seen: int, value: int) -> bool:
+    """Repair: a counter of quantitySold's parts (quantityHeld, quantityOffered) becomes `value`
+    if it still holds `seen`."""
+    return await repo.set_counter_if_unchanged(rt.db, "eventTickets", ObjectId(ticket_type_id), part, seen, value)
 
 
 async def correct_claimable_stock(rt: Runtime, *, event_id: str, seen: int | None, value: int) -> bool:

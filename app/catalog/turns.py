@@ -260,6 +260,24 @@ async def close(db: AsyncDatabase, event_id: str, *, slots: int) -> None:
     await db.events.update_one({"_id": ObjectId(event_id)}, [{"$set": changes}])
 
 
+async def seat_offer(db: AsyncDatabase, event_id: str, held: int) -> int | None:
+    """A waitlist offer's place: the next seq, with its turn and a slot, holding `held` tickets
+    taken already, only if nobody waits in the queue (the queue comes first); the seq, or
+    None. The slot's limit does not apply: the stock, not the queue, decides who is offered."""
+    waiting = {"$subtract": [_NEXT, {"$add": [_THROUGH, {"$size": _SKIPPED}]}]}
+    free = {"$eq": [waiting, 0]}
+    seq = {"$add": [_NEXT, 1]}
+    written = await _write(db, event_id, {
+        "nextQueueSeq": {"$cond": [free, seq, _NEXT]},
+        "admittedThrough": {"$cond": [free, seq, _THROUGH]},
+        "skippedSeqs": {"$cond": [free, [], _SKIPPED]},
+        "activeCheckouts": {"$cond": [free, {"$add": [_ACTIVE, 1]}, _ACTIVE]},
+        # The stock it holds leaves what admissions may claim (and comes back with its end).
+        "claimableStock": {"$cond": [free, {"$subtract": [_CLAIMABLE, held]}, _CLAIMABLE]},
+    }, {"s": {"$cond": [free, seq, None]}})
+    return None if written is None else written[0]["s"]
+
+
 async def claim(db: AsyncDatabase, event_id: str, extra: int) -> bool:
     """An admitted buyer holds `extra` tickets beyond the one its turn claimed, if that much is
     claimable; False if not (the others admitted must keep a ticket each)."""

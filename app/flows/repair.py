@@ -11,7 +11,8 @@ no write raced the recount (the counter still holds the value read first):
   orders still in flight (PENDING/RESERVED) + what live checkouts hold (a
   hold being bought is counted once, by its order). Counting in-flight orders
   as sold errs towards selling less, never more.
-- quantityHeld of a type = what live checkouts hold (app/queue/holds.py).
+- quantityHeld of a type = what live checkouts hold (app/queue/holds.py), and
+  quantityOffered = what of it waitlist offers hold.
 - quantityTentative of a type = 0 once no order is in flight (a purchase that
   died while taking its types left it; see app/orders/stock.py).
 - activeCheckouts of an event = its ADMITTED entries, only if both numbers
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 
 from app import metrics
 from app.catalog import service as catalog
-from app.catalog.models import EventStatus
+from app.catalog.models import HELD, OFFERED, EventStatus
 from app.flows.orphans import end_orphaned_checkouts
 from app.orders import service as orders
 from app.queue import service as queue
@@ -115,10 +116,12 @@ async def repair_counters(rt: Runtime, *, event_id: str, settle_seconds: float =
             ordered[item.ticket_type_id] += item.quantity
     # Read after the orders: a hold bought meanwhile is then counted by neither, erring towards less.
     buying = {o.session_id for o in in_flight if o.from_hold}
-    held = Counter()
+    held, offered = Counter(), Counter()
     for entry in await queue.live_holds(rt, event_id=event_id):
         for item in entry.held_items or ():
             held[item.ticket_type_id] += item.quantity
+            if entry.offer_of is not None:
+                offered[item.ticket_type_id] += item.quantity
             if entry.session_id not in buying:
                 ordered[item.ticket_type_id] += item.quantity
     for ticket in types:
@@ -128,11 +131,13 @@ async def repair_counters(rt: Runtime, *, event_id: str, settle_seconds: float =
         ):
             corrections.append(f"quantitySold of {ticket.id}: {ticket.quantity_sold} -> {expected}")
             metrics.REPAIRS.labels("quantity_sold").inc()
-        if held[ticket.id] != ticket.quantity_held and await catalog.correct_quantity_held(
-            rt, ticket_type_id=ticket.id, seen=ticket.quantity_held, value=held[ticket.id],
-        ):
-            corrections.append(f"quantityHeld of {ticket.id}: {ticket.quantity_held} -> {held[ticket.id]}")
-            metrics.REPAIRS.labels("quantity_held").inc()
+        for part, kind, seen, value in ((HELD, "quantity_held", ticket.quantity_held, held[ticket.id]),
+                                        (OFFERED, "quantity_offered", ticket.quantity_offered, offered[ticket.id])):
+            if value != seen and await catalog.correct_part_of_sold(
+                rt, ticket_type_id=ticket.id, part=part, seen=seen, value=value,
+            ):
+                corrections.append(f"{part} of {ticket.id}: {seen} -> {value}")
+                metrics.REPAIRS.labels(kind).inc()
         # Tentative holds last while an order takes its types; with none in flight, none is held.
         if ticket.quantity_tentative and not in_flight and await catalog.correct_quantity_tentative(
             rt, ticket_type_id=ticket.id, seen=ticket.quantity_tentative, value=0,

@@ -168,11 +168,17 @@ async def start_checkout(rt: Runtime, *, actor: Viewer, event_id: str, items: li
     if items is None:
         return await queue.start_checkout(rt, actor=actor, event_id=event_id)
     require_user(actor)
-    _check_shape(Checker(), items, "items").raise_if_any()
     event, event_types = await catalog.sale_view_of(rt, event_id=event_id, field="eventId")
-    checked = await _checked_items(rt, event, event_types, items, now_ms(), "items")
-    hold = holds.Hold([i.held() for i in items], checked.types, "items")
+    hold = await checked_hold(rt, event=event, event_types=event_types, items=items)
     return await queue.start_checkout(rt, actor=actor, event_id=event.id, hold=hold)
+
+
+async def checked_hold(rt: Runtime, *, event: Event, event_types: list[EventTicket], items: list[PurchaseItem]) -> holds.Hold:
+    """What a buyer may hold of the event (a checkout's, or a waitlist wish), named in the
+    request's `items`: checked as a purchase of them would be."""
+    _check_shape(Checker(), items, "items").raise_if_any()
+    checked = await _checked_items(rt, event, event_types, items, now_ms(), "items")
+    return holds.Hold([i.held() for i in items], checked.types, "items")
 
 
 async def _buy_hold(rt: Runtime, order: Order, entry: QueueEntry, types: dict[str, EventTicket]) -> bool:

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from app import metrics
 from app.catalog import service as catalog
-from app.catalog.models import EventTicket
+from app.catalog.models import TENTATIVE, EventTicket
 from app.errors import DomainError, ErrorCode, Problem
 from app.orders import repository as repo
 from app.orders.models import Failure, Order, OrderItem, OrderState
@@ -103,7 +103,7 @@ def shortage(index: int, ticket: EventTicket) -> Problem:
 async def _take(rt: Runtime, item: OrderItem, total: int, *, tentative: bool) -> Take:
     """One item's guarded take, together with the other takes of its type in flight (one
     write if all fit); refused only once no tentative hold could make room for it."""
-    request = catalog.StockTake(rt.db, item.quantity, total, tentative)
+    request = catalog.StockTake(rt.db, item.quantity, total, (TENTATIVE,) if tentative else ())
     deadline, pause = time.monotonic() + TENTATIVE_WAIT_SECONDS, FIRST_LOOK_SECONDS
     while True:
         took_last = await rt.stock_takes.submit(item.ticket_type_id, request, catalog.reserve_together)
@@ -120,7 +120,7 @@ async def _take(rt: Runtime, item: OrderItem, total: int, *, tentative: bool) ->
 async def _give_back(rt: Runtime, taken: list[OrderItem]) -> None:
     # Everything taken before the refused type was taken tentatively.
     for item in taken:
-        await catalog.release_inventory(rt, ticket_type_id=item.ticket_type_id, quantity=item.quantity, tentative=True)
+        await catalog.release_inventory(rt, ticket_type_id=item.ticket_type_id, quantity=item.quantity, parts=(TENTATIVE,))
 
 
 async def _refuse(rt: Runtime, order: Order, item: OrderItem, ticket: EventTicket, *, gave_back: bool) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from app.catalog import service as catalog
-from app.catalog.models import EventTicket
+from app.catalog.models import HELD, OFFERED, EventTicket
 from app.errors import DomainError, ErrorCode, Problem
 from app.pubsub import channels
 from app.queue import repository as repo
@@ -35,6 +35,7 @@ class Hold(NamedTuple):
     items: list[HeldItem]
     types: dict[str, EventTicket]
     field: str = "items"
+    offered: bool = False  # a waitlist offer's (counted in quantityOffered too)
 
     def same_as(self, items: list[HeldItem] | None) -> bool:
         return same(self.items, items)
@@ -51,19 +52,22 @@ async def take(rt: Runtime, event_id: str, hold: Hold) -> None:
     items, field = hold.items, hold.field
     taken: list[HeldItem] = []
     for item in sorted(items, key=lambda i: i.ticket_type_id):  # one order for all: no cycles of waits
-        request = catalog.StockTake(rt.db, item.quantity, hold.types[item.ticket_type_id].quantity_total, held=True)
+        request = catalog.StockTake(rt.db, item.quantity, hold.types[item.ticket_type_id].quantity_total,
+                                    _parts(hold.offered))
         if await rt.stock_takes.submit(item.ticket_type_id, request, catalog.reserve_together) is None:
-            await give_back(rt, event_id, taken)
+            await give_back(rt, event_id, taken, offered=hold.offered)
             fresh = (await catalog.ticket_types_by_id(rt, ids=[item.ticket_type_id]))[item.ticket_type_id]
             raise DomainError(_shortage(fresh, f"{field}.{items.index(item)}.quantity"))
         taken.append(item)
     await rt.broker.publish(channels.event(event_id), {"kind": "inventory"})
 
 
-async def give_back(rt: Runtime, event_id: str, items: list[HeldItem]) -> None:
-    """Held stock comes back to the sale (its checkout ended unused, or never started)."""
+async def give_back(rt: Runtime, event_id: str, items: list[HeldItem], *, offered: bool = False) -> None:
+    """Held stock comes back to the sale (its checkout ended unused, or never started; `offered`:
+    it was a waitlist offer's)."""
     for item in items:
-        await catalog.release_inventory(rt, ticket_type_id=item.ticket_type_id, quantity=item.quantity, held=True)
+        await catalog.release_inventory(rt, ticket_type_id=item.ticket_type_id, quantity=item.quantity,
+                                        parts=_parts(offered))
     if items:
         await rt.broker.publish(channels.event(event_id), {"kind": "inventory"})
 
@@ -85,15 +89,23 @@ async def buy_together(event_id: str, group: list[Buy]) -> list[bool | None]:
     rt = group[0].rt
     won = await repo.buy_holds(rt.db, [(b.entry, b.order_id) for b in group])
     bought: dict[str, int] = {}
+    offered: dict[str, int] = {}
     totals: dict[str, int] = {}
     for b, ok in zip(group, won):
         for item in b.entry.held_items or () if ok else ():
             bought[item.ticket_type_id] = bought.get(item.ticket_type_id, 0) + item.quantity
+            if b.entry.offer_of is not None:
+                offered[item.ticket_type_id] = offered.get(item.ticket_type_id, 0) + item.quantity
             totals[item.ticket_type_id] = b.totals[item.ticket_type_id]
-    ran_out = {t: await catalog.sell_held(rt, ticket_type_id=t, quantity=q, total=totals[t]) for t, q in sorted(bought.items())}
+    ran_out = {t: await catalog.sell_held(rt, ticket_type_id=t, quantity=q, total=totals[t], offered=offered.get(t, 0))
+               for t, q in sorted(bought.items())}
     if bought:
         await rt.broker.publish(channels.event(event_id), {"kind": "inventory"})
     return [any(ran_out[i.ticket_type_id] for i in b.entry.held_items or ()) if ok else None for b, ok in zip(group, won)]
+
+
+def _parts(offered: bool) -> tuple[str, ...]:
+    return (HELD, OFFERED) if offered else (HELD,)
 
 
 def total(items: list[HeldItem] | None) -> int:

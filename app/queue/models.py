@@ -61,6 +61,8 @@ class QueueEntry(Document):
     held_items: list[HeldItem] | None = Field(None, alias="heldItems")
     hold_state: HoldState | None = Field(None, alias="holdState")
     hold_order_id: str | None = Field(None, alias="holdOrderId")
+    # The waitlist entry whose offer this admission is (app/waitlist), if it is one.
+    offer_of: str | None = Field(None, alias="offerOf")
     ended_at_utc: int | None = Field(None, alias="endedAtUtc")
     # Earlier places of this buyer in this event's queue, newest last (support's "what happened").
     history: list[dict] = Field(default_factory=list)

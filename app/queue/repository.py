@@ -21,7 +21,7 @@ from app.queue.models import HeldItem, HoldState, QueueEntry, QueueStatus
 HISTORY_KEPT = 20
 # What a finished entry's place leaves behind, dropped when the entry takes a new place.
 _ENDED_FIELDS = ("admittedAtUtc", "cooldownUntilUtc", "sessionId", "checkoutStartedAtUtc", "endedAtUtc", "closedBy",
-                 "admittedBy", "endedBy", "heldItems", "holdState", "holdOrderId")
+                 "admittedBy", "endedBy", "heldItems", "holdState", "holdOrderId", "offerOf")
 _RECORD_FIELDS = ("seq", "status", "joinedAtUtc", "admittedAtUtc", "endedAtUtc", "expiresAtUtc", "heldItems", "holdState")
 
 

@@ -275,6 +275,10 @@ def _require_on_sale(event: Event, tickets: list[EventTicket]) -> None:
         raise fail(ErrorCode.SOLD_OUT, "the event is sold out")
     if status is not EventStatus.ON_SALE:
         raise fail(ErrorCode.EVENT_NOT_ON_SALE, "tickets for this event are not on sale yet")
+    if all(t.quantity_remaining == 0 for t in tickets):
+        # Checkouts hold the rest: the buyers waiting already get what comes back, then the waitlist.
+        raise fail(ErrorCode.SOLD_OUT, "every ticket is sold or held in a checkout; join the waitlist for any that "
+                   "come back")
 
 
 async def _require_on_sale_now(rt: Runtime, event_id: str) -> None:
@@ -507,7 +511,7 @@ async def end_admission(rt: Runtime, entry: QueueEntry, to: QueueStatus, now: in
     if entry.session_id:  # a session left unused ends EXPIRED
         await checkout.end_sessions(rt, entries=[entry], status=CheckoutStatus.EXPIRED, now=now)
     if entry.holds:  # before the turn goes on: the next buyer finds the stock back
-        await holds.give_back(rt, entry.event_id, entry.held_items or [])
+        await holds.give_back(rt, entry.event_id, entry.held_items or [], offered=entry.offer_of is not None)
     await _publish_entry(rt, ended)
     await _give_up_turn(rt, entry.event_id, entry.seq, had_turn=entry.status is QueueStatus.ADMITTED,
                         returned=entry.claim)
@@ -711,6 +715,35 @@ async def _take_hold(rt: Runtime, event_id: str, hold: holds.Hold) -> None:
         if extra:
             await _pass_turns(rt, event_id, freed=0, returned=extra)
         raise
+
+
+async def offer_admission(rt: Runtime, *, event_id: str, user_id: str, hold: holds.Hold, offer_id: str,
+                          expires_at: int) -> QueueEntry | None:
+    """A waitlist offer: the buyer is ADMITTED, with a checkout already holding `hold` (its stock
+    taken) until `expires_at`, and told on their queueUpdates. None, and nothing written, if
+    buyers wait in the queue (they come first) or this buyer has a live entry."""
+    existing = await repo.get(rt.db, event_id, user_id)
+    if existing is not None and existing.is_live():
+        return None
+    seq = await turns.seat_offer(rt.db, event_id, holds.total(hold.items))
+    if seq is None:
+        return None
+    now = now_ms()
+    fresh = {"seq": seq, "status": QueueStatus.ADMITTED.value, "joinedAtUtc": now, "admittedAtUtc": now,
+             "expiresAtUtc": expires_at, "sessionId": ObjectId(), "checkoutStartedAtUtc": now,
+             "heldItems": [i.model_dump(by_alias=True) for i in hold.items], "holdState": HoldState.HELD.value,
+             "offerOf": offer_id}
+    if existing is None:
+        doc = {"_id": ObjectId(), "eventId": ObjectId(event_id), "userId": user_id, **fresh}
+        entry = QueueEntry.from_doc(doc) if (await repo.insert_new(rt.db, [doc]))[0] else None
+    else:
+        entry = await repo.restart(rt.db, existing, fresh)
+    if entry is None:  # the buyer joined the queue meanwhile: the place is nobody's
+        await _give_up_turn(rt, event_id, seq, had_turn=True, returned=holds.total(hold.items))
+        return None
+    await _schedule_expiry(rt, entry)
+    await _announce_place(rt, entry)
+    return entry
 
 
 async def buy_hold(rt: Runtime, *, entry: QueueEntry, order_id: str, totals: dict[str, int]) -> bool | None:

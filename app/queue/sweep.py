@@ -17,6 +17,7 @@ import logging
 
 from app.queue import service as queue
 from app.runtime import Runtime
+from app.waitlist import service as waitlist
 
 log = logging.getLogger("app.queue.sweep")
 
@@ -41,6 +42,7 @@ async def sweep_forever(rt: Runtime, interval: float = SWEEP_INTERVAL_SECONDS) -
                 await asyncio.sleep(interval)
                 continue
             await queue.sweep(rt, admit=rounds % ADMIT_EVERY == 0)
+            await waitlist.offer_where_stock_returned(rt)  # what expired offers and holds gave back
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - an outage must not end the loop

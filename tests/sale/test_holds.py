@@ -10,6 +10,7 @@ import time
 
 from bson import ObjectId
 
+from app.catalog import service as catalog
 from app.flows.repair import repair_counters
 from app.queue import service as queue
 from tests.api_client import ApiClient
@@ -93,10 +94,14 @@ async def test_an_expired_hold_goes_back_and_the_next_buyer_is_admitted_within_t
     first, second, third = (make_token(u) for u in ("h-1", "h-2", "h-3"))
     for token in (first, second):
         await join(api, token, event["id"], "ADMITTED")
-        assert codes(await hold(api, token, event["id"], [(general["id"], 1)])) == []
-    # Two tickets, both held: the third buyer waits though slots are free, and the sale stays on.
+    # Two tickets, both claimed by the two admitted: the third buyer waits though slots are free.
     waiting = await join(api, third, event["id"], "WAITING")
     assert waiting["position"] == 1
+    for token in (first, second):
+        assert codes(await hold(api, token, event["id"], [(general["id"], 1)])) == []
+    # Both held: the sale stays on for the buyer waiting, and turns newcomers to the waitlist.
+    catalog.forget_sale_view(event["id"])
+    assert codes(await api.mutate("JoinQueue", {"eventId": event["id"]}, make_token("h-late"))) == ["SOLD_OUT"]
     stock = await stock_of(api, general["id"])
     assert (stock["quantitySold"], stock["quantityHeld"]) == (2, 2)
     shown = (await api.data("Event", {"id": event["id"]}))["event"]
@@ -179,8 +184,6 @@ async def test_a_buyer_may_hold_more_than_one_only_out_of_stock_no_other_admitte
     assert codes(await hold(api, tokens[0], event["id"], [(general["id"], 2)])) == []
     for token in tokens[1:]:
         assert codes(await hold(api, token, event["id"], [(general["id"], 1)])) == []
-    # Every ticket is held: a fourth buyer waits, though slots are free.
-    assert (await join(api, make_token("h-claim-3"), event["id"]))["status"] == "WAITING"
     assert (await api.db.events.find_one({"_id": ObjectId(event["id"])}))["claimableStock"] == 0
 
 

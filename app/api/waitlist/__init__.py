@@ -1,0 +1,1 @@
+"""The waitlist's part of the API (app/waitlist)."""
