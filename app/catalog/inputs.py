@@ -55,6 +55,7 @@ class EventChanges:
 
     given: frozenset[str]
     max_tickets_per_buyer: int | None = None
+    queue_opens_minutes_before: int | None = None
 
 
 @dataclass
@@ -148,6 +149,17 @@ def check_event(check: Checker, draft: EventDraft, now: int) -> dict:
         if values["end"] is not None:
             check.require(values["end"] > values["start"], "input.endsAt", "must be after startsAt")
     return values
+
+
+# The longest pre-queue an organizer may open: a day before the sale.
+MAX_PRE_QUEUE_MINUTES = 1440
+
+
+def check_pre_queue(check: Checker, value: int | None, field: str) -> None:
+    """Minutes the queue opens before the sale: unset (no pre-queue), or 1 to MAX_PRE_QUEUE_MINUTES."""
+    if value is not None:
+        check.require(1 <= value <= MAX_PRE_QUEUE_MINUTES, field,
+                      f"must be between 1 and {MAX_PRE_QUEUE_MINUTES:,} minutes, or null for no pre-queue")
 
 
 def check_buyer_cap(check: Checker, value: int | None, field: str) -> None:

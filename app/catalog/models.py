@@ -90,6 +90,10 @@ class Event(Document):
     created_at_utc: int = Field(alias="createdAtUtc")
     # Tickets one buyer may hold across all orders, as the organizer set it (None: see buyer_cap).
     max_tickets_per_buyer: int | None = Field(None, alias="maxTicketsPerBuyer")
+    # The pre-queue (app/queue/prequeue.py): its queue opens this many minutes before the sale,
+    # and its order was drawn at this instant (None: no pre-queue, or not drawn yet).
+    queue_opens_minutes_before: int | None = Field(None, alias="queueOpensMinutesBefore")
+    queue_drawn_at_utc: int | None = Field(None, alias="queueDrawnAtUtc")
 
     def buyer_cap(self, tickets: list[EventTicket], most_per_purchase: int) -> int:
         """Tickets one buyer may hold for this event across all orders: the organizer's cap,

@@ -28,6 +28,7 @@ from app.catalog.inputs import (
     TicketTypeDraft,
     VenueDraft,
     check_buyer_cap,
+    check_pre_queue,
     check_event,
     check_instant,
     check_ticket_type,
@@ -160,7 +161,8 @@ async def create_event(rt: Runtime, *, actor: Viewer, draft: EventDraft) -> Even
 
 
 async def update_event(rt: Runtime, *, actor: Viewer, event_id: str, changes: EventChanges) -> Event:
-    """Change the given settings of the caller's event (for now its cap of tickets per buyer)."""
+    """Change the given settings of the caller's event: its cap of tickets per buyer, and how
+    many minutes before the sale its queue opens (the pre-queue)."""
     require_role(actor, "organizer")
     event = await get_event(rt, event_id=event_id, field="id")
     _require_owner(actor, event.organizer_id, "event")
@@ -168,9 +170,12 @@ async def update_event(rt: Runtime, *, actor: Viewer, event_id: str, changes: Ev
         raise fail(ErrorCode.EVENT_CANCELLED, "the event is cancelled")
     check = Checker()
     check_buyer_cap(check, changes.max_tickets_per_buyer, "input.maxTicketsPerBuyer")
+    check_pre_queue(check, changes.queue_opens_minutes_before, "input.queueOpensMinutesBefore")
     check.raise_if_any()
-    if "max_tickets_per_buyer" in changes.given:
-        await repo.set_event_fields(rt.db, ObjectId(event.id), {"maxTicketsPerBuyer": changes.max_tickets_per_buyer})
+    stored = {"max_tickets_per_buyer": "maxTicketsPerBuyer", "queue_opens_minutes_before": "queueOpensMinutesBefore"}
+    fields = {stored[name]: getattr(changes, name) for name in changes.given if name in stored}
+    if fields:
+        await repo.set_event_fields(rt.db, ObjectId(event.id), fields)
         sale_view.forget(event.id)  # other processes' views follow within a second
     return await get_event(rt, event_id=event.id)
 

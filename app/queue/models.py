@@ -10,6 +10,8 @@ from app.documents import Document
 
 
 class QueueStatus(Enum):
+    # Joined the pre-queue (app/queue/prequeue.py): no seq yet (0) until the draw at the opening.
+    PRE_QUEUE = "PRE_QUEUE"
     WAITING = "WAITING"
     ADMITTED = "ADMITTED"
     COMPLETED = "COMPLETED"
@@ -20,7 +22,7 @@ class QueueStatus(Enum):
 
 
 # An entry in one of these holds its place; the others are finished records.
-LIVE = (QueueStatus.WAITING, QueueStatus.ADMITTED)
+LIVE = (QueueStatus.PRE_QUEUE, QueueStatus.WAITING, QueueStatus.ADMITTED)
 
 
 class HoldState(Enum):
@@ -94,6 +96,7 @@ class QueueEntry(Document):
 
 
 _STATUS_RANK = {
+    QueueStatus.PRE_QUEUE: -1,
     QueueStatus.WAITING: 0,
     QueueStatus.ADMITTED: 1,
     QueueStatus.COMPLETED: 2,

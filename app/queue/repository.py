@@ -289,8 +289,33 @@ async def count(db: AsyncDatabase, event_id: str, status: QueueStatus) -> int:
     return await db.eventQueue.count_documents({"eventId": ObjectId(event_id), "status": status.value})
 
 
-async def events_with_waiting(db: AsyncDatabase) -> list[str]:
-    return [str(e) for e in await db.eventQueue.distinct("eventId", {"status": QueueStatus.WAITING.value})]
+async def events_with(db: AsyncDatabase, status: QueueStatus) -> list[str]:
+    """Events with an entry in `status` (for the sweep)."""
+    return [str(e) for e in await db.eventQueue.distinct("eventId", {"status": status.value})]
+
+
+async def in_status(db: AsyncDatabase, event_id: str, status: QueueStatus, limit: int = 1000) -> list[QueueEntry]:
+    cursor = db.eventQueue.find({"eventId": ObjectId(event_id), "status": status.value}).limit(limit)
+    return [QueueEntry.from_doc(d) async for d in cursor]
+
+
+async def by_ids(db: AsyncDatabase, ids: list[str]) -> list[QueueEntry]:
+    """These entries (`_id` first: point lookups on SecantusDB), in seq order."""
+    if not ids:
+        return []
+    found = [QueueEntry.from_doc(d) async for d in db.eventQueue.find({"_id": {"$in": [ObjectId(i) for i in ids]}})]
+    return sorted(found, key=lambda e: e.seq)
+
+
+async def holds_seq(db: AsyncDatabase, entry_id: str, seq: int) -> bool:
+    """Does this entry hold `seq` (a draw's earlier run wrote it)?"""
+    return await db.eventQueue.count_documents({"_id": ObjectId(entry_id), "seq": seq}) > 0
+
+
+async def close_pre_queue(db: AsyncDatabase, event_id: str, now: int) -> None:
+    """Every PRE_QUEUE entry of the event becomes CLOSED (its queue closed before the draw)."""
+    await db.eventQueue.update_many({"eventId": ObjectId(event_id), "status": QueueStatus.PRE_QUEUE.value},
+                                    {"$set": {"status": QueueStatus.CLOSED.value, "endedAtUtc": now}})
 
 
 async def count_all(db: AsyncDatabase, status: QueueStatus) -> int:

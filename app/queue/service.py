@@ -26,7 +26,7 @@ from typing import NamedTuple
 from bson import ObjectId
 
 from app import failpoints, metrics
-from app.auth import Viewer, require_user
+from app.auth import Viewer, require_role, require_user
 from app.catalog import service as catalog
 from app.catalog import turns
 from app.catalog.models import Event, EventStatus, EventTicket
@@ -37,7 +37,7 @@ from app.pubsub import CLOSING, channels
 from app.queue import repository as repo
 from app.queue import groups
 from app.queue.groups import LOOK_AGAIN_WITHIN
-from app.queue import holds
+from app.queue import holds, prequeue
 from app.queue.models import HoldState, QueueEntry, QueueStatus
 from app.queue.pace import Pace
 from app.runtime import Runtime
@@ -123,6 +123,14 @@ async def join_queue(rt: Runtime, *, actor: Viewer, event_id: str) -> Joined:
     """M3: a place at the back of the queue, or the buyer's live entry unchanged."""
     user_id = require_user(actor)
     event, tickets = await catalog.sale_view_of(rt, event_id=event_id, field="eventId")
+    pre_queue = prequeue.window(event, tickets)
+    if pre_queue is not None and event.status is not EventStatus.CANCELLED:
+        now = now_ms()
+        if now < pre_queue.opens_at:
+            raise fail(ErrorCode.EVENT_NOT_ON_SALE, f"the queue opens at {_iso(pre_queue.opens_at)}")
+        if now < pre_queue.sale_opens_at:
+            return await _join_pre_queue(rt, event.id, user_id, pre_queue)
+        await draw_pre_queue(rt, event_id=event.id)  # the first join after the opening draws; the others wait
     try:
         _require_on_sale(event, tickets)
         # One write decides the place: with a free slot and nobody ahead, the buyer is ADMITTED
@@ -196,14 +204,17 @@ def _require_may_rejoin(rt: Runtime, existing: QueueEntry) -> None:
     cooldown after a purchase runs (QUEUE_COOLDOWN_AFTER_PURCHASE_SECONDS, 0 by default: a
     scalper looping join, checkout, buy must wait between rounds)."""
     if existing.status is QueueStatus.LEFT and (existing.cooldown_until_utc or 0) > now_ms():
-        until = from_ms(existing.cooldown_until_utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        until = _iso(existing.cooldown_until_utc)
         raise fail(ErrorCode.QUEUE_COOLDOWN, f"you left this queue; you may join again from {until}")
     after_purchase = rt.settings.queue_cooldown_after_purchase_seconds * 1000
     if existing.status is QueueStatus.COMPLETED and after_purchase and existing.ended_at_utc is not None:
         until_ms = existing.ended_at_utc + after_purchase
         if until_ms > now_ms():
-            until = from_ms(until_ms).isoformat(timespec="seconds").replace("+00:00", "Z")
-            raise fail(ErrorCode.QUEUE_COOLDOWN, f"you bought for this event just now; you may join again from {until}")
+            raise fail(ErrorCode.QUEUE_COOLDOWN, f"you bought for this event just now; you may join again from {_iso(until_ms)}")
+
+
+def _iso(ms: int) -> str:
+    return from_ms(ms).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 async def _placed(rt: Runtime, entry: QueueEntry, place: turns.Place, counted: turns.Turns | None) -> Joined:
@@ -466,6 +477,116 @@ async def _lost_seqs(rt: Runtime, event_id: str, counted: turns.Turns) -> list[i
     return [s for s in range(counted.through + 1, counted.next_seq + 1) if s not in held and s not in skipped]
 
 
+# --- the pre-queue (app/queue/prequeue.py) -------------------------------------------
+
+
+async def _join_pre_queue(rt: Runtime, event_id: str, user_id: str, window: prequeue.Window) -> Joined:
+    """A join in the pre-queue window: a PRE_QUEUE entry with no seq, whatever the moment."""
+    fresh = QueueEntry(_id=str(ObjectId()), eventId=event_id, userId=user_id, seq=0, status=QueueStatus.PRE_QUEUE,
+                       joinedAtUtc=now_ms(), expiresAtUtc=window.sale_opens_at + rt.settings.queue_expiry_seconds * 1000)
+    if (await repo.insert_new(rt.db, [fresh.to_doc()]))[0]:
+        entry = fresh
+    else:
+        existing = await repo.get(rt.db, event_id, user_id)
+        assert existing is not None  # entries are never deleted
+        existing = await _expire_entry_if_due(rt, existing, now_ms())
+        if existing.is_live():
+            return Joined(*await seen(rt, existing))
+        _require_may_rejoin(rt, existing)
+        doc = fresh.to_doc()
+        entry = await repo.restart(rt.db, existing, {k: doc[k] for k in _PLACE_FIELDS if doc[k] is not None})
+        if entry is None:  # another request of this buyer restarted it first
+            return Joined(*await seen(rt, await _current(rt, existing)))
+    draw = await prequeue.get_draw(rt, event_id)
+    if draw is not None and draw.state == "DRAWN":  # written as the draw finished: to the back
+        return await _to_back(rt, entry) or Joined(entry, None)
+    await _announce_place(rt, entry)
+    return Joined(entry, None)
+
+
+async def draw_pre_queue(rt: Runtime, *, event_id: str, seed: int | None = None) -> bool:
+    """Draw the order of the event's pre-queued buyers, if its sale has opened and nobody drew
+    it yet (or wait for the process drawing it); whether this call drew it. `seed`: for tests."""
+    draw = await prequeue.claim(rt, event_id, seed)
+    if draw is None:
+        done = await prequeue.get_draw(rt, event_id)
+        if done is not None and done.state != "DRAWN":
+            await prequeue.wait_until_drawn(rt, event_id)
+        return False
+    draw = await prequeue.fix_entries(rt, draw)
+    seated = await prequeue.fix_seqs(rt, draw)
+    now = now_ms()
+    if seated is None:  # the queue closed before its opening (cancelled): so do the pre-queued places
+        await repo.close_pre_queue(rt.db, event_id, now)
+        await prequeue.mark_drawn(rt, draw)
+        return True
+    admitted = 0
+    for chunk in prequeue.chunks(prequeue.seats(seated) if seated.entry_ids else []):
+        written = await prequeue.write_seats(rt, event_id, chunk, now)
+        for entry_id, seq, had_turn in chunk:
+            if entry_id not in written and not await repo.holds_seq(rt.db, entry_id, seq):
+                await _give_up_turn(rt, event_id, seq, had_turn=had_turn)  # its buyer left before the draw
+        entries = await repo.by_ids(rt.db, sorted(written))
+        admitted += sum(1 for e in entries if e.status is QueueStatus.ADMITTED)
+        await _schedule_expiries(rt, entries)
+        await rt.broker.publish_many([_entry_publication(e) for e in entries])
+    metrics.ADMISSIONS.inc(admitted)
+    await prequeue.mark_drawn(rt, seated)
+    catalog.forget_sale_view(event_id)
+    await _publish_queue_changed(rt, event_id)
+    log.info("pre-queue of %s drawn: %d entries, seed %d", event_id, len(seated.entry_ids), seated.seed)
+    await settle_stragglers(rt, event_id=event_id)
+    return True
+
+
+async def settle_stragglers(rt: Runtime, *, event_id: str) -> int:
+    """PRE_QUEUE entries of a drawn event (joins that wrote as the draw finished): each goes to
+    the back of the queue; how many."""
+    moved = 0
+    for entry in await repo.in_status(rt.db, event_id, QueueStatus.PRE_QUEUE):
+        moved += await _to_back(rt, entry) is not None
+    return moved
+
+
+async def _to_back(rt: Runtime, entry: QueueEntry) -> Joined | None:
+    """A PRE_QUEUE entry after the draw takes the next place at the back; None if it ended meanwhile."""
+    place = await turns.take_place(rt.db, entry.event_id, rt.settings.checkout_limit)
+    if place is None:
+        return None
+    if place.closed:
+        await _close_straggler(rt, entry)
+        return None
+    doc = _new_entry(rt, entry.event_id, entry.user_id, place).to_doc()
+    placed = await repo.transition(rt.db, entry, {k: doc[k] for k in _PLACE_FIELDS})
+    if placed is None:  # the buyer left meanwhile: the place is nobody's
+        await _give_up_place(rt, entry.event_id, place)
+        return None
+    return await _placed(rt, placed, place, None)
+
+
+async def draw_where_due(rt: Runtime) -> int:
+    """The sweep's backstop: draw every pre-queue whose sale opened, and send late PRE_QUEUE
+    entries of drawn ones to the back; how many draws this made."""
+    drawn = 0
+    for event_id in await repo.events_with(rt.db, QueueStatus.PRE_QUEUE):
+        event, tickets = await catalog.sale_view_of(rt, event_id=event_id)
+        window = prequeue.window(event, tickets)
+        if window is not None and now_ms() >= window.sale_opens_at:
+            drawn += await draw_pre_queue(rt, event_id=event_id)
+        elif window is None:
+            await settle_stragglers(rt, event_id=event_id)
+    return drawn
+
+
+async def draw_record(rt: Runtime, *, actor: Viewer, event_id: str) -> prequeue.Draw | None:
+    """The event's draw, for its organizer or an admin (support's proof of a fair order)."""
+    require_role(actor, "organizer")
+    event = await catalog.get_event(rt, event_id=event_id, field="eventId")
+    if actor.user_id != event.organizer_id and "admin" not in actor.roles:
+        raise fail(ErrorCode.FORBIDDEN, "only the event's organizer or an admin may read its draw")
+    return await prequeue.get_draw(rt, event.id)
+
+
 async def sample_queue_lengths(rt: Runtime) -> None:
     """Set the WAITING / ADMITTED gauges of /metrics from the database."""
     metrics.QUEUE_WAITING.set(await repo.count_all(rt.db, QueueStatus.WAITING))
@@ -475,8 +596,9 @@ async def sample_queue_lengths(rt: Runtime) -> None:
 async def admit_where_possible(rt: Runtime) -> int:
     """Backstop for the sweep: on every event with buyers waiting, give them the free slots,
     or close them out if the queue closed (a join that died after writing its entry)."""
+    await draw_where_due(rt)
     admitted = 0
-    for event_id in await repo.events_with_waiting(rt.db):
+    for event_id in await repo.events_with(rt.db, QueueStatus.WAITING):
         counted = await turns_of(rt, event_id=event_id)
         if counted.status in _CLOSED:
             await close_queue(rt, event_id=event_id, cancelled=counted.status == EventStatus.CANCELLED.value)
@@ -506,6 +628,9 @@ async def end_admission(rt: Runtime, entry: QueueEntry, to: QueueStatus, now: in
     ended = await repo.transition(rt.db, entry, changes, guard)
     if ended is None:
         return None
+    if entry.status is QueueStatus.PRE_QUEUE:  # no place was drawn for it: nothing to give up
+        await _publish_entry(rt, ended)
+        return ended
     if to is QueueStatus.EXPIRED:
         metrics.EXPIRIES.inc()
     if entry.session_id:  # a session left unused ends EXPIRED
@@ -560,8 +685,9 @@ async def complete_admissions(rt: Runtime, *, event_id: str, completions: list[C
                 (channels.entry(e.event_id, e.user_id),
                  entry_message(e.model_copy(update={"status": QueueStatus.COMPLETED, "ended_at_utc": now})))
                 for e in ended])
-            done_ids = {e.id for e in ended}
-            await _pass_turns(rt, event_id, freed=len(ended), returned=sum({e.id: c.returned for c, e in claims if e.id in done_ids}.values()))
+            done = {e.id for e in ended}
+            returned = {e.id: c.returned for c, e in claims if e.id in done}  # each entry once
+            await _pass_turns(rt, event_id, freed=len(ended), returned=sum(returned.values()))
             await _publish_queue_changed(rt, event_id)
         done = {e.id for e in ended}
         pending = [c for c, e in claims if e.id not in done]
@@ -647,6 +773,10 @@ async def refresh_status(rt: Runtime, *, event_id: str, wait_for_closing: bool =
     closes what is left (`take_up_stranded_turns`).
     """
     event = await catalog.get_event(rt, event_id=event_id)
+    if event.queue_opens_minutes_before is not None and event.queue_drawn_at_utc is None:
+        window = prequeue.window(event, await catalog.ticket_types_of_event(rt, event_id=event_id))
+        if window is not None and now_ms() >= window.sale_opens_at:  # the job at the sale's opening draws
+            await draw_pre_queue(rt, event_id=event_id)
     status = await catalog.refresh_event_status(rt, event=event)
     if status is EventStatus.SOLD_OUT and event.status is not EventStatus.SOLD_OUT:
         await _announce_closing(rt, event_id)

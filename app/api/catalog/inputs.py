@@ -69,6 +69,10 @@ class CreateEventInput:
 @strawberry.input(description="Only the fields given change; a field given as null goes back to its default.")
 class UpdateEventInput:
     max_tickets_per_buyer: int | None = strawberry.field(default=strawberry.UNSET, description=BUYER_CAP)
+    queue_opens_minutes_before: int | None = strawberry.field(
+        default=strawberry.UNSET, description="Open the event's queue this many minutes (1 to 1,440) before its sale: "
+        "buyers who join in that window get no place yet, and at the opening their order is drawn at random, once "
+        "(queueDraw). Null: no pre-queue.")
 
     def to_changes(self) -> drafts.EventChanges:
         given = frozenset(name for name, value in vars(self).items() if value is not strawberry.UNSET)

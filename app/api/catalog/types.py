@@ -120,6 +120,9 @@ class Event:
     starts_at_local: str = strawberry.field(
         description="startsAt in the venue's zone with its offset, e.g. 2027-03-01T20:30:00+01:00")
     created_at: DateTime  # type: ignore[valid-type]
+    queue_opens_minutes_before: int | None = strawberry.field(
+        description="The pre-queue: the queue opens this many minutes before the sale, and the order of those who "
+        "joined by the opening is drawn at random. Null: no pre-queue.")
     # The ticket types, when the query that found the event read them with it (Q2); else
     # each field below loads them through the request's DataLoader (lists of events).
     tickets: strawberry.Private[list[models.EventTicket] | None] = None
@@ -132,6 +135,7 @@ class Event:
             artist_id=strawberry.ID(e.artist_id), artist_name=e.artist_name, venue=VenueSnapshot.from_model(e.venue),
             starts_at=from_ms(e.start_at_utc), ends_at=ms_to_datetime(e.end_at_utc), timezone=e.venue.timezone,
             starts_at_local=local.isoformat(timespec="seconds"), created_at=from_ms(e.created_at_utc), tickets=tickets,
+            queue_opens_minutes_before=e.queue_opens_minutes_before,
         )
 
     @strawberry.field

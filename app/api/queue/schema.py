@@ -11,7 +11,7 @@ from app.api.checkout.types import CheckoutPayload, CheckoutSession
 from app.api.context import Info
 from app.api.errors import answer
 from app.api.orders.types import PurchaseItemInput
-from app.api.queue.types import QueueEntry, QueuePayload
+from app.api.queue.types import QueueDraw, QueueEntry, QueuePayload
 from app.auth import require_user
 from app.orders import service as orders
 from app.queue import service as queue
@@ -28,6 +28,13 @@ class QueueQuery:
         if entry is None:
             return None
         return QueueEntry.from_model(*await queue.seen(rt, entry))
+
+
+    @strawberry.field(description="The event's pre-queue draw (its organizer or an admin): the seed and the entries "
+                      "it was made of, from which anyone can compute the order again. Null before the draw.")
+    async def queue_draw(self, info: Info, event_id: strawberry.ID) -> QueueDraw | None:
+        draw = await queue.draw_record(info.context.runtime, actor=info.context.viewer, event_id=str(event_id))
+        return None if draw is None else QueueDraw.from_model(draw)
 
 
 @strawberry.type
