@@ -752,8 +752,9 @@ async def close_queue(rt: Runtime, *, event_id: str, cancelled: bool) -> list[Qu
     async for chunk in repo.close(rt.db, event_id, now, keep_checkouts=not cancelled):
         await rt.broker.publish_many([(channels.entry(e.event_id, e.user_id), entry_message(e)) for e in chunk])
         closed += chunk
-    if cancelled:  # every session closes with its entry
+    if cancelled:  # every session closes with its entry, and the pre-queue with the rest
         await checkout.end_sessions(rt, entries=closed, status=CheckoutStatus.EXPIRED, now=now)
+        await repo.close_pre_queue(rt.db, event_id, now)
     # A slot is held by every ADMITTED entry closed, and by a WAITING one whose turn had come
     # (its admission was on its way).
     slots = sum(1 for e in closed if e.admitted_at_utc is not None or counted.has_turn(e.seq))

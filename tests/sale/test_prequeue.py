@@ -171,3 +171,12 @@ async def test_a_join_written_as_the_draw_finished_goes_to_the_back(make_api, or
     assert await queue.draw_where_due(rt) == 0  # the sweep: no second draw, the straggler to the back
     straggler = (await entries_by_user(api, eid))["pq-straggler"]
     assert (straggler["seq"], straggler["status"]) == (4, "ADMITTED")
+
+
+async def test_cancelling_an_event_closes_its_pre_queue(make_api, organizer):
+    api = await make_api(checkout_limit=LIMIT)
+    eid, _ = await pre_queue_event(api, organizer)
+    for user in ("pq-a", "pq-b"):
+        assert (await api.ok("JoinQueue", {"eventId": eid}, make_token(user)))["entry"]["status"] == "PRE_QUEUE"
+    await api.ok("CancelEvent", {"eventId": eid}, organizer)
+    assert {e["status"] for e in (await entries_by_user(api, eid)).values()} == {"CLOSED"}
