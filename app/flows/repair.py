@@ -39,6 +39,7 @@ from app.catalog.models import HELD, OFFERED, EventStatus
 from app.flows.orphans import end_orphaned_checkouts
 from app.orders import service as orders
 from app.queue import service as queue
+from app.waitlist import service as waitlist
 from app.runtime import Runtime
 from app.timeutil import now_ms
 
@@ -159,7 +160,9 @@ async def repair_counters(rt: Runtime, *, event_id: str, settle_seconds: float =
     if lost:
         corrections.append(f"seqs of {event_id} whose join never wrote its entry, skipped: {lost}")
         metrics.REPAIRS.labels("lost_seqs").inc()
-    # Stock given back (or taken) changes the sale status: store it now, not at the next cron.
+    # Stock given back goes to the waitlist first, then changes the sale status: stored now, not
+    # at the next cron (offered stock keeps a sold-out event sold out).
+    await waitlist.offer_returned_stock(rt, event_id=event_id)
     await queue.refresh_status(rt, event_id=event_id)
     for line in corrections:
         log.warning("repair: %s", line)

@@ -16,6 +16,7 @@ from app.queue import service as queue
 from tests.api_client import ApiClient
 from tests.conftest import make_token
 from tests.factories import buy, buy_input, codes, join, on_sale_event, ticket_type_input
+from tests.sale.test_subscriptions import connector_of, subscribe
 
 CROWD, TICKETS, LIMIT = 200, 60, 50
 
@@ -130,7 +131,12 @@ async def test_a_hold_is_what_the_purchase_buys_and_cannot_change(make_api, orga
         api, organizer, ticket_type_input(quantityTotal=10), ticket_type_input(type="VIP", priceCents=30000, quantityTotal=3))
     buyer = make_token("h-buyer")
     await join(api, buyer, event["id"], "ADMITTED")
-    session = (await hold(api, buyer, event["id"], [(general["id"], 2), (vip["id"], 1)]))["session"]
+    async with subscribe(connector_of(api), "EventInventory", {"eventId": event["id"]}) as inventory:
+        session = (await hold(api, buyer, event["id"], [(general["id"], 2), (vip["id"], 1)]))["session"]
+        # The live inventory shows the held stock apart from the sold.
+        seen = await inventory.until("eventInventory", lambda v: any(t["quantityHeld"] for t in v["ticketTypes"]))
+        shown = {t["id"]: t for t in seen[-1][1]["ticketTypes"]}
+        assert (shown[general["id"]]["quantityHeld"], shown[general["id"]]["quantityRemaining"]) == (2, 8)
     assert sorted((i["ticketTypeId"], i["quantity"]) for i in session["heldItems"]) == sorted(
         [(general["id"], 2), (vip["id"], 1)])
     # Asked again: the same session; with other items: refused, the hold unchanged.

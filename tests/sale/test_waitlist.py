@@ -12,9 +12,11 @@ from contextlib import AsyncExitStack
 from bson import ObjectId
 
 from app.catalog import service as catalog
+from app.flows.repair import repair
+from app.orders.models import OrderState
 from app.waitlist import service as waitlist
 from tests.conftest import make_token
-from tests.factories import buy, checkout, codes, join, on_sale_event, ticket_type_input
+from tests.factories import buy, checkout, codes, join, on_sale_event, stuck_order, ticket_type_input
 from tests.sale.test_holds import hold, stock_of
 from tests.sale.test_subscriptions import connector_of, subscribe
 
@@ -141,3 +143,28 @@ async def test_leaving_with_an_offer_passes_it_on_at_once(make_api, organizer):
     await buy(api, second, eid, [(tid, 1)])
     stock = await stock_of(api, tid)
     assert (stock["quantitySold"], stock["quantityHeld"], stock["quantityOffered"]) == (1, 0, 0)
+
+
+async def test_stock_an_undone_order_gives_back_goes_to_the_waitlist_before_the_queue(make_api, organizer):
+    api = await make_api(checkout_limit=5, waitlist_offer_seconds=60)
+    event, (general,) = await on_sale_event(api, organizer, ticket_type_input(quantityTotal=2))
+    eid, tid = event["id"], general["id"]
+    await checkout(api, make_token("wl-paid"), eid)
+    await buy(api, make_token("wl-paid"), eid, [(tid, 1)])
+    # A purchase that took the last ticket and died before issuing it.
+    await stuck_order(api.db, event_id=eid, user="wl-crashed", session_id=str(ObjectId()), items=[(general, 1)],
+                      state=OrderState.PENDING, key="crashed")
+    waiter = make_token("wl-waiter")
+    assert (await api.ok("JoinWaitlist", {"eventId": eid, "items": [{"ticketTypeId": tid, "quantity": 1}]}, waiter))[
+        "entry"]["position"] == 1
+    report = await repair(api.runtime, grace_ms=0, settle_seconds=0.05)
+    assert report.orders_undone == 1
+    # The ticket it gave back was offered at once: the event stays sold out, its queue closed to newcomers.
+    assert (await waitlist_of(api, eid))["wl-waiter"] == "OFFERED"
+    assert (await api.db.events.find_one({"_id": ObjectId(eid)}))["status"] == "SOLD_OUT"
+    catalog.forget_sale_view(eid)
+    assert codes(await api.mutate("JoinQueue", {"eventId": eid}, make_token("wl-newcomer"))) == ["SOLD_OUT"]
+    await buy(api, waiter, eid, [(tid, 1)])
+    stock = await stock_of(api, tid)
+    issued = await api.db.userTickets.count_documents({"eventId": ObjectId(eid)})
+    assert (stock["quantitySold"], stock["quantityHeld"], stock["quantityOffered"], issued) == (2, 0, 0, 2)
