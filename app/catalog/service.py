@@ -516,6 +516,12 @@ async def event_ids(rt: Runtime, *, statuses: list[EventStatus]) -> list[str]:
     return await repo.event_ids(rt.db, statuses)
 
 
+async def mark_queue_drawn(rt: Runtime, *, event_id: str, at: int) -> None:
+    """The event's pre-queue was drawn (app/queue/prequeue.py): from now on its queue is an ordinary one."""
+    await repo.set_event_fields(rt.db, ObjectId(event_id), {"queueDrawnAtUtc": at})
+    sale_view.forget(event_id)
+
+
 async def correct_quantity_sold(rt: Runtime, *, ticket_type_id: str, seen: int, value: int) -> bool:
     """Repair: quantitySold becomes the recount `value` if it still holds `seen`; False if a write raced us."""
     return await repo.set_counter_if_unchanged(rt.db, "eventTickets", ObjectId(ticket_type_id), "quantitySold", seen, value)

@@ -31,7 +31,9 @@ from typing import Any, NamedTuple
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
+from app.catalog import service as catalog
 from app.catalog import turns
+from app.queue import repository as repo
 from app.catalog.models import Event, EventTicket
 from app.queue.models import QueueStatus
 from app.runtime import Runtime
@@ -123,9 +125,7 @@ async def fix_entries(rt: Runtime, draw: Draw) -> Draw:
     keeps the ones its first drawer read)."""
     if draw.entries_hash is not None:
         return draw
-    cursor = rt.db.eventQueue.find({"eventId": ObjectId(draw.event_id), "status": QueueStatus.PRE_QUEUE.value},
-                                   projection={"_id": 1}).sort([("_id", 1)])
-    ids = [str(d["_id"]) async for d in cursor]
+    ids = await repo.pre_queued_ids(rt.db, draw.event_id)
     kept = {"entryIds": [ObjectId(i) for i in ids], "entriesHash": entries_hash(ids)}
     await rt.db.queueDraws.update_one({"_id": ObjectId(draw.event_id), "entriesHash": None}, {"$set": kept})
     return Draw.of(await rt.db.queueDraws.find_one({"_id": ObjectId(draw.event_id)}))
@@ -145,9 +145,10 @@ async def fix_seqs(rt: Runtime, draw: Draw) -> Draw | None:
 
 
 async def mark_drawn(rt: Runtime, draw: Draw) -> None:
+    """The draw is done: its record says so, and so does the event (its queue is an ordinary one now)."""
     now = now_ms()
     await rt.db.queueDraws.update_one({"_id": ObjectId(draw.event_id)}, {"$set": {"state": "DRAWN", "drawnAtUtc": now}})
-    await rt.db.events.update_one({"_id": ObjectId(draw.event_id)}, {"$set": {"queueDrawnAtUtc": now}})
+    await catalog.mark_queue_drawn(rt, event_id=draw.event_id, at=now)
 
 
 async def wait_until_drawn(rt: Runtime, event_id: str) -> bool:
@@ -168,28 +169,15 @@ def seats(draw: Draw) -> list[tuple[str, int, bool]]:
             for i, entry_id in enumerate(permutation(draw.seed, draw.entry_ids))]
 
 
-async def write_seats(rt: Runtime, event_id: str, chunk: list[tuple[str, int, bool]], now: int) -> set[str]:
+async def write_seats(rt: Runtime, chunk: list[tuple[str, int, bool]], now: int) -> set[str]:
     """Give a chunk of drawn entries their seqs (ADMITTED with their turn, else WAITING), each
     only if it is still PRE_QUEUE; the ids written."""
-    ids = [ObjectId(entry_id) for entry_id, _, _ in chunk]
-
-    def own(values: list[Any]) -> dict[str, Any]:
-        return {"$arrayElemAt": [{"$literal": values}, {"$indexOfArray": [ids, "$_id"]}]}
-
     admitted_until = now + rt.settings.checkout_expiry_seconds * 1000
     waiting_until = now + rt.settings.queue_expiry_seconds * 1000
-    mark = ObjectId()
-    await rt.db.eventQueue.update_many(
-        {"_id": {"$in": ids}, "status": QueueStatus.PRE_QUEUE.value},
-        [{"$set": {
-            "seq": own([seq for _, seq, _ in chunk]),
-            "status": own([(QueueStatus.ADMITTED if a else QueueStatus.WAITING).value for _, _, a in chunk]),
-            "admittedAtUtc": own([now if a else None for _, _, a in chunk]),
-            "expiresAtUtc": own([admitted_until if a else waiting_until for _, _, a in chunk]),
-            "admittedBy": mark,
-        }}])
-    return {str(d["_id"]) async for d in rt.db.eventQueue.find({"_id": {"$in": ids}}, projection={"admittedBy": 1})
-            if d.get("admittedBy") == mark}
+    return await repo.seat_pre_queued(rt.db, [
+        repo.Seat(entry_id, seq, QueueStatus.ADMITTED if admitted else QueueStatus.WAITING, now if admitted else None,
+                  admitted_until if admitted else waiting_until)
+        for entry_id, seq, admitted in chunk])
 
 
 def chunks(items: list, size: int = CHUNK) -> list[list]:

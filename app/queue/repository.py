@@ -307,6 +307,41 @@ async def by_ids(db: AsyncDatabase, ids: list[str]) -> list[QueueEntry]:
     return sorted(found, key=lambda e: e.seq)
 
 
+async def pre_queued_ids(db: AsyncDatabase, event_id: str) -> list[str]:
+    """The ids of the event's PRE_QUEUE entries, in `_id` order (what a draw is made of)."""
+    cursor = db.eventQueue.find({"eventId": ObjectId(event_id), "status": QueueStatus.PRE_QUEUE.value},
+                                projection={"_id": 1}).sort([("_id", ASCENDING)])
+    return [str(d["_id"]) async for d in cursor]
+
+
+class Seat(NamedTuple):
+    """A drawn entry's place: its seq, status, admission (if its turn came with it) and expiry."""
+
+    entry_id: str
+    seq: int
+    status: QueueStatus
+    admitted_at: int | None
+    expires_at: int
+
+
+async def seat_pre_queued(db: AsyncDatabase, seats: list[Seat]) -> set[str]:
+    """Give drawn entries their places in one command, each only if it is still PRE_QUEUE; the
+    ids this call wrote (`_id` first: point lookups on SecantusDB)."""
+    ids = [ObjectId(s.entry_id) for s in seats]
+
+    def own(values: list[Any]) -> dict[str, Any]:
+        return {"$arrayElemAt": [{"$literal": values}, {"$indexOfArray": [ids, "$_id"]}]}
+
+    mark = ObjectId()  # what this call wrote, told apart from an earlier run of the same draw
+    await db.eventQueue.update_many(
+        {"_id": {"$in": ids}, "status": QueueStatus.PRE_QUEUE.value},
+        [{"$set": {"seq": own([s.seq for s in seats]), "status": own([s.status.value for s in seats]),
+                   "admittedAtUtc": own([s.admitted_at for s in seats]), "expiresAtUtc": own([s.expires_at for s in seats]),
+                   "admittedBy": mark}}])
+    return {str(d["_id"]) async for d in db.eventQueue.find({"_id": {"$in": ids}}, projection={"admittedBy": 1})
+            if d.get("admittedBy") == mark}
+
+
 async def holds_seq(db: AsyncDatabase, entry_id: str, seq: int) -> bool:
     """Does this entry hold `seq` (a draw's earlier run wrote it)?"""
     return await db.eventQueue.count_documents({"_id": ObjectId(entry_id), "seq": seq}) > 0

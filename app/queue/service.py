@@ -522,7 +522,7 @@ async def draw_pre_queue(rt: Runtime, *, event_id: str, seed: int | None = None)
         return True
     admitted = 0
     for chunk in prequeue.chunks(prequeue.seats(seated) if seated.entry_ids else []):
-        written = await prequeue.write_seats(rt, event_id, chunk, now)
+        written = await prequeue.write_seats(rt, chunk, now)
         for entry_id, seq, had_turn in chunk:
             if entry_id not in written and not await repo.holds_seq(rt.db, entry_id, seq):
                 await _give_up_turn(rt, event_id, seq, had_turn=had_turn)  # its buyer left before the draw
@@ -532,7 +532,6 @@ async def draw_pre_queue(rt: Runtime, *, event_id: str, seed: int | None = None)
         await rt.broker.publish_many([_entry_publication(e) for e in entries])
     metrics.ADMISSIONS.inc(admitted)
     await prequeue.mark_drawn(rt, seated)
-    catalog.forget_sale_view(event_id)
     await _publish_queue_changed(rt, event_id)
     log.info("pre-queue of %s drawn: %d entries, seed %d", event_id, len(seated.entry_ids), seated.seed)
     await settle_stragglers(rt, event_id=event_id)

@@ -106,13 +106,19 @@ async def test_the_pre_queue_is_drawn_at_random_once_recorded_and_late_joiners_g
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
-async def test_one_draw_however_many_start_it_at_once(make_api, organizer):
+async def opened_with(make_api, organizer, users: list[str]):
+    """An API, and an event whose pre-queue these users joined, in this order, and whose sale has just opened."""
     api = await make_api(checkout_limit=LIMIT)
-    rt = api.runtime
     eid, tid = await pre_queue_event(api, organizer)
-    for i in range(60):
-        await queue.join_queue(rt, actor=Viewer(user_id=f"race-{i}"), event_id=eid)
+    for user in users:
+        await queue.join_queue(api.runtime, actor=Viewer(user_id=user), event_id=eid)
     await open_the_sale(api, eid, tid)
+    return api, eid
+
+
+async def test_one_draw_however_many_start_it_at_once(make_api, organizer):
+    api, eid = await opened_with(make_api, organizer, [f"race-{i}" for i in range(60)])
+    rt = api.runtime
     # The opening's job, the sweep and joins after the opening, all at once.
     outcomes = await asyncio.gather(
         queue.draw_pre_queue(rt, event_id=eid), queue.draw_pre_queue(rt, event_id=eid), queue.draw_where_due(rt),
@@ -157,12 +163,8 @@ async def test_pre_queue_setting_and_window_rules(make_api, organizer):
 
 
 async def test_a_join_written_as_the_draw_finished_goes_to_the_back(make_api, organizer):
-    api = await make_api(checkout_limit=LIMIT)
+    api, eid = await opened_with(make_api, organizer, [f"pq-{i}" for i in range(3)])
     rt = api.runtime
-    eid, tid = await pre_queue_event(api, organizer)
-    for i in range(3):
-        await queue.join_queue(rt, actor=Viewer(user_id=f"pq-{i}"), event_id=eid)
-    await open_the_sale(api, eid, tid)
     assert await queue.draw_pre_queue(rt, event_id=eid, seed=7)
     # A join that saw the window open wrote its entry after the draw read the pre-queue.
     await api.db.eventQueue.insert_one({"_id": ObjectId(), "eventId": ObjectId(eid), "userId": "pq-straggler", "seq": 0,
