@@ -563,12 +563,21 @@ async def _to_back(rt: Runtime, entry: QueueEntry) -> Joined | None:
     return await _placed(rt, placed, place, None)
 
 
+# How far back the sweep looks for sales that opened: a draw is due at the opening, and a draw
+# whose process died is taken over within STALE_DRAW_MS.
+DRAW_LOOKBACK_MS = 10 * 60_000
+
+
 async def draw_where_due(rt: Runtime) -> int:
-    """The sweep's backstop: draw every pre-queue whose sale opened, and send late PRE_QUEUE
-    entries of drawn ones to the back; how many draws this made."""
+    """The sweep's backstop: draw every pre-queue whose sale opened in the last minutes, and
+    send late PRE_QUEUE entries of drawn ones to the back; how many draws this made. Found by
+    the sale windows' instants (indexed), never by a look at every queue entry."""
     drawn = 0
-    for event_id in await repo.events_with(rt.db, QueueStatus.PRE_QUEUE):
+    now = now_ms()
+    for event_id in await catalog.events_with_window_edges(rt, since=now - DRAW_LOOKBACK_MS, until=now):
         event, tickets = await catalog.sale_view_of(rt, event_id=event_id)
+        if event.queue_opens_minutes_before is None:
+            continue
         window = prequeue.window(event, tickets)
         if window is not None and now_ms() >= window.sale_opens_at:
             drawn += await draw_pre_queue(rt, event_id=event_id)

@@ -101,14 +101,17 @@ async def offer_returned_stock(rt: Runtime, *, event_id: str) -> list[WaitlistEn
     """Settle the event's ended offers, then offer what stock is free to the oldest waitlisted
     buyers whose wish fits; the entries offered now. Safe to run at once from anywhere."""
     await _settle_offers(rt, event_id)
+    # The stock first: a sold-out event's waitlist, looked at twice a second, costs two reads.
+    types = {t.id: t for t in await catalog.ticket_types_of_event(rt, event_id=event_id)}
+    free = {t.id: t.quantity_remaining for t in types.values()}
+    if not any(free.values()):
+        return []
     waiting = await repo.waiting(rt.db, event_id, OFFER_BATCH)
     if not waiting:
         return []
     event = await catalog.get_event(rt, event_id=event_id)
     if event.status is EventStatus.CANCELLED:
         return []
-    types = {t.id: t for t in await catalog.ticket_types_of_event(rt, event_id=event_id)}
-    free = {t.id: t.quantity_remaining for t in types.values()}
     offered: list[WaitlistEntry] = []
     for entry in waiting:
         if not all(free.get(i.ticket_type_id, 0) >= i.quantity for i in entry.items):

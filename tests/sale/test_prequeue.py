@@ -33,8 +33,10 @@ async def pre_queue_event(api, organizer, minutes: int = 1440) -> tuple[str, str
 
 
 async def open_the_sale(api, event_id: str, type_id: str) -> None:
-    """The sale's opening comes (its start moved to a moment ago, as the clock would)."""
-    await api.db.eventTickets.update_one({"_id": ObjectId(type_id)}, {"$set": {"saleStartsAtUtc": now_ms() - 1}})
+    """The sale's opening comes (its start, and the sale window's instant, moved to a moment ago, as the clock would)."""
+    opened = now_ms() - 1
+    await api.db.eventTickets.update_one({"_id": ObjectId(type_id)}, {"$set": {"saleStartsAtUtc": opened}})
+    await api.db.saleWindows.insert_one({"eventId": ObjectId(event_id), "at": opened})
     catalog.forget_sale_view(event_id)
 
 
