@@ -140,6 +140,9 @@ async def offer_where_stock_returned(rt: Runtime) -> int:
 async def _offer(rt: Runtime, entry: WaitlistEntry, types: dict[str, EventTicket]) -> WaitlistEntry | None:
     """Hold the entry's wish for its buyer and admit them with it; the entry OFFERED, or None
     (the stock went first, the buyer left, or the queue has buyers waiting)."""
+    admission = await queue.get_entry(rt, event_id=entry.event_id, user_id=entry.user_id)
+    if admission is not None and admission.is_live():  # in the queue (or a checkout) already: passed over
+        return None
     now = now_ms()
     expires_at = now + rt.settings.waitlist_offer_seconds * 1000
     offered = await repo.move(rt.db, entry, {"status": WaitlistStatus.OFFERED.value, "offeredAtUtc": now,
