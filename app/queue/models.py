@@ -86,13 +86,16 @@ class QueueEntry(Document):
         return 0 if self.hold_state is not None else 1
 
     @property
-    def progress(self) -> tuple[int, int]:
-        """How far along this entry is: later places, then later statuses, compare higher.
+    def progress(self) -> tuple[int, int, int]:
+        """How far along this entry is: later places, then later joins, then later statuses,
+        compare higher.
 
         Change messages can arrive out of order (two requests publish at once);
         a message whose progress is below what a client already has is stale.
+        The join time tells a place apart from an earlier one with the same seq:
+        every pre-queue place has seq 0 until the draw.
         """
-        return self.seq, _STATUS_RANK[self.status]
+        return self.seq, self.joined_at_utc, _STATUS_RANK[self.status]
 
 
 _STATUS_RANK = {

@@ -184,3 +184,18 @@ async def test_cancelling_an_event_closes_its_pre_queue(make_api, organizer):
         assert (await api.ok("JoinQueue", {"eventId": eid}, make_token(user)))["entry"]["status"] == "PRE_QUEUE"
     await api.ok("CancelEvent", {"eventId": eid}, organizer)
     assert {e["status"] for e in (await entries_by_user(api, eid)).values()} == {"CLOSED"}
+
+
+async def test_a_buyer_who_leaves_the_pre_queue_and_joins_again_is_pushed_the_new_entry(make_api, organizer):
+    api = await make_api(checkout_limit=LIMIT, queue_cooldown_seconds=0)
+    eid, _ = await pre_queue_event(api, organizer)
+    token = make_token("pq-back")
+    async with subscribe(connector_of(api), "QueueUpdates", {"eventId": eid}, token) as sub:
+        await api.ok("JoinQueue", {"eventId": eid}, token)
+        await sub.until("queueUpdates", lambda e: e["status"] == "PRE_QUEUE")
+        await api.ok("LeaveQueue", {"eventId": eid}, token)
+        await sub.until("queueUpdates", lambda e: e["status"] == "LEFT")
+        await asyncio.sleep(0.01)  # a later join time than the place left
+        assert (await api.ok("JoinQueue", {"eventId": eid}, token))["entry"]["status"] == "PRE_QUEUE"
+        # Seq 0 both times: the new place is told apart from the old one by its join time.
+        await sub.until("queueUpdates", lambda e: e["status"] == "PRE_QUEUE")
